@@ -55,10 +55,8 @@ class NotImplementedYet(AppError):
     title = "not_implemented"
 
 
-def api_error_body(
-    *, status: int, title: str, detail: str, base_url: str
-) -> dict[str, str | int]:
-    """Quay's ApiError shape; ``error_message``/``error_type`` repeat detail/title for old clients."""
+def api_error_body(*, status: int, title: str, detail: str, base_url: str) -> dict[str, str | int]:
+    """Quay's ApiError shape; error_message and error_type repeat detail and title."""
     return {
         "status": status,
         "type": f"{base_url.rstrip('/')}/api/v1/error/{title}",

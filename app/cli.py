@@ -1,0 +1,150 @@
+"""The ``orgmirror`` command: serve | migrate | token | org."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import migrations
+from app.config import ConfigurationError, Settings, get_settings
+from app.errors import AppError
+from app.runtime import Runtime
+from app.security import ADMIN_SCOPE, mint_token
+from app.services import organizations
+
+T = TypeVar("T")
+
+cli = typer.Typer(
+    help="orgmirror: organization-level container registry mirroring.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+org_cli = typer.Typer(help="Manage organizations and their admins.", no_args_is_help=True)
+cli.add_typer(org_cli, name="org")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+) -> None:
+    """Run the API (on the embedded default, migrate the SQLite database first)."""
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings()
+    if settings.embedded:
+        migrations.upgrade(settings.effective_database_url)
+        typer.echo(f"orgmirror: embedded mode, data in {settings.data_dir.resolve()}")
+    typer.echo(
+        f"orgmirror: API on http://{host}:{port}  (Swagger UI: http://{host}:{port}/docs)\n"
+        "orgmirror: get a token with:  orgmirror token admin"
+    )
+    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info")
+
+
+@cli.command()
+def migrate() -> None:
+    """Upgrade the database schema to the latest migration (alembic upgrade head)."""
+    settings = _settings()
+    migrations.upgrade(settings.effective_database_url)
+    typer.echo("orgmirror: database schema is up to date")
+
+
+@cli.command()
+def token(
+    username: Annotated[str, typer.Argument(help="The token's subject (user name).")],
+    scope: Annotated[list[str], typer.Option(help="Scopes to grant (repeatable).")] = [  # noqa: B006
+        ADMIN_SCOPE
+    ],
+    expires_in: Annotated[int, typer.Option(help="Lifetime in seconds.", min=60)] = 86400,
+) -> None:
+    """Print a bearer token signed with the configured HS256 secret."""
+    settings = _settings()
+    try:
+        value = mint_token(
+            settings,
+            username=username,
+            scopes=scope,
+            lifetime_seconds=expires_in,
+            now=int(time.time()),
+        )
+    except ValueError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(value)
+
+
+def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def run() -> T:
+        runtime = Runtime.build(settings)
+        try:
+            async with runtime.sessionmaker() as session:
+                result = await work(session)
+                await session.commit()
+                return result
+        finally:
+            await runtime.close()
+
+    try:
+        return asyncio.run(run())
+    except AppError as exc:
+        typer.secho(f"error: {exc.detail}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+
+
+@org_cli.command("create")
+def org_create(
+    name: str,
+    admin: Annotated[list[str], typer.Option(help="Admin user name (repeatable).")] = [],  # noqa: B006
+) -> None:
+    """Create an organization."""
+    org = _with_session(lambda s: organizations.create_org(s, name=name, admins=admin, actor="cli"))
+    typer.echo(f"created organization {org.name} (admins: {', '.join(org.admins) or 'none'})")
+
+
+@org_cli.command("add-admin")
+def org_add_admin(name: str, username: str) -> None:
+    """Make USERNAME an admin of organization NAME."""
+    _with_session(lambda s: organizations.add_admin(s, name=name, username=username, actor="cli"))
+    typer.echo(f"{username} administers {name}")
+
+
+@org_cli.command("remove-admin")
+def org_remove_admin(name: str, username: str) -> None:
+    """Remove USERNAME from the admins of organization NAME."""
+    _with_session(
+        lambda s: organizations.remove_admin(s, name=name, username=username, actor="cli")
+    )
+    typer.echo(f"{username} no longer administers {name}")
+
+
+@org_cli.command("list")
+def org_list() -> None:
+    """List organizations and their admins."""
+    for org in _with_session(organizations.list_orgs):
+        typer.echo(f"{org.name}\tadmins: {', '.join(org.admins) or '-'}")
+
+
+def main() -> None:
+    cli(prog_name="orgmirror")
+
+
+if __name__ == "__main__":
+    main()
