@@ -19,7 +19,7 @@ from app.errors import InvalidRequest, InvalidToken
 from app.runtime import Runtime
 from app.schemas.validation import describe_errors
 from app.security import ADMIN_SCOPE, Principal
-from app.services.access import OrgAccess, authorize_org_admin
+from app.services.access import OrgAccess, authorize_org_admin, require_admin_scope
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -74,6 +74,15 @@ async def get_principal(
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_admin_principal(principal: CurrentUser) -> Principal:
+    require_admin_scope(principal)
+    return principal
+
+
+AdminUser = Annotated[Principal, Depends(get_admin_principal)]
+"""A caller whose token holds ``org:admin`` (any org, or none yet)."""
 
 
 async def get_org_access(

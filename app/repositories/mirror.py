@@ -34,7 +34,7 @@ async def status_counts(session: AsyncSession, config_id: int) -> dict[str, int]
         .where(MirrorRepository.config_id == config_id)
         .group_by(MirrorRepository.sync_status)
     )
-    return dict(result.tuples())
+    return {str(row[0]): int(row[1]) for row in result.all()}
 
 
 async def list_repositories(

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from app.deps import CurrentUser, OrgAdmin, RuntimeDep, SessionDep, body_doc, json_body
+from app.deps import AdminUser, OrgAdmin, RuntimeDep, SessionDep, body_doc, json_body
 from app.routers.responses import errors
 from app.schemas.organization import (
     ROBOT_SHORTNAME_PATTERN,
@@ -36,7 +36,7 @@ Shortname = Annotated[
     openapi_extra=body_doc(OrganizationCreate),
 )
 async def create_organization(
-    principal: CurrentUser, body: OrgBody, session: SessionDep
+    principal: AdminUser, body: OrgBody, session: SessionDep
 ) -> OrganizationRead:
     """Create an organization; the caller becomes its admin."""
     return await organizations.create_org_for_caller(session, principal=principal, name=body.name)
