@@ -31,6 +31,8 @@ from app.registry.ssrf import SsrfGuard
 from app.runtime import Runtime
 from app.security import SecretBox, TokenVerifier
 
+pytest_plugins = ["tests.support.fixtures"]
+
 PG_ADMIN_DSN = os.environ.get(
     "ORGMIRROR_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
