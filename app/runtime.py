@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
+from app.registry.client import RegistryClient
+from app.registry.http import HttpClients
 from app.registry.ssrf import SsrfGuard
 from app.security import SecretBox, TokenVerifier
 
@@ -20,20 +22,37 @@ class Runtime:
     verifier: TokenVerifier
     box: SecretBox
     ssrf: SsrfGuard
+    http: HttpClients
+    registry: RegistryClient
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         engine = create_engine(settings.effective_database_url)
+        return cls.assemble(settings, engine, create_sessionmaker(engine))
+
+    @classmethod
+    def assemble(
+        cls,
+        settings: Settings,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> Runtime:
+        """Everything else built around a given engine and session factory."""
         if settings.encryption_key is None:
             raise ValueError("ORGMIRROR_ENCRYPTION_KEY is not set")
+        ssrf = SsrfGuard(settings.ssrf_allowed_hosts)
+        http = HttpClients()
         return cls(
             settings=settings,
             engine=engine,
-            sessionmaker=create_sessionmaker(engine),
+            sessionmaker=sessionmaker,
             verifier=TokenVerifier(settings),
             box=SecretBox(settings.encryption_key.get_secret_value()),
-            ssrf=SsrfGuard(settings.ssrf_allowed_hosts),
+            ssrf=ssrf,
+            http=http,
+            registry=RegistryClient(http, ssrf=ssrf),
         )
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.engine.dispose()

@@ -27,9 +27,7 @@ from app import migrations
 from app.config import Settings
 from app.db import create_engine
 from app.main import create_app
-from app.registry.ssrf import SsrfGuard
 from app.runtime import Runtime
-from app.security import SecretBox, TokenVerifier
 
 pytest_plugins = ["tests.support.fixtures"]
 
@@ -108,14 +106,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def _runtime(
     settings: Settings, engine: AsyncEngine, maker: async_sessionmaker[AsyncSession]
 ) -> Runtime:
-    return Runtime(
-        settings=settings,
-        engine=engine,
-        sessionmaker=maker,
-        verifier=TokenVerifier(settings),
-        box=SecretBox(ENCRYPTION_KEY),
-        ssrf=SsrfGuard(settings.ssrf_allowed_hosts),
-    )
+    return Runtime.assemble(settings, engine, maker)
 
 
 @pytest.fixture
@@ -134,7 +125,9 @@ async def runtime(
                 join_transaction_mode="create_savepoint",
             )
             settings = make_settings(str(engine.url), tmp_path)
-            yield _runtime(settings, engine, maker)
+            built = _runtime(settings, engine, maker)
+            yield built
+            await built.http.aclose()
             await outer.rollback()
         return
     path = tmp_path / "orgmirror.db"
@@ -142,8 +135,9 @@ async def runtime(
     url = f"sqlite+aiosqlite:///{path}"
     engine = create_engine(url)
     settings = make_settings(url, tmp_path)
-    yield _runtime(settings, engine, async_sessionmaker(engine, expire_on_commit=False))
-    await engine.dispose()
+    built = _runtime(settings, engine, async_sessionmaker(engine, expire_on_commit=False))
+    yield built
+    await built.close()
 
 
 @pytest.fixture

@@ -73,3 +73,8 @@ async def set_repository_status(
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def end_read(session: AsyncSession) -> None:
+    """End a read-only transaction so no pooled connection is held across network I/O."""
+    await session.rollback()

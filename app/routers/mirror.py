@@ -139,8 +139,10 @@ async def sync_cancel(access: OrgAdmin, session: SessionDep) -> None:
     "/verify",
     operation_id="verifyOrgMirrorConnection",
     response_model=VerifyResult,
-    responses=errors(401, 403, 404, 501),
+    responses=errors(401, 403, 404),
 )
-async def verify(access: OrgAdmin, session: SessionDep) -> VerifyResult:
+async def verify(access: OrgAdmin, session: SessionDep, runtime: RuntimeDep) -> VerifyResult:
     """Test the stored configuration against the source without syncing."""
-    return await mirror_runs.verify(session, access=access)
+    return await mirror_runs.verify(
+        session, access=access, box=runtime.box, registry=runtime.registry
+    )

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidRequest, NotFound
 from app.models import OrgMirrorConfig, RobotAccount
+from app.registry.http import Endpoint, ProxySettings
+from app.registry.sources import Source
 from app.registry.ssrf import SsrfGuard, parse_registry_url
 from app.repositories import audit as audit_repo
 from app.repositories import mirror as mirror_repo
@@ -27,6 +29,7 @@ from app.schemas.mirror import (
 from app.security import SecretBox
 from app.services import proxies
 from app.services.access import OrgAccess
+from app.statuses import RegistryType
 
 PASSWORD_PURPOSE = "source-password:{org}"
 PROXY_PURPOSE = "source-proxy:{org}"
@@ -285,3 +288,23 @@ def _apply_secrets(
         merged = proxies.merge_redacted(incoming.proxy.model_dump(), stored_proxy(box, org, config))
         config.verify_tls = incoming.verify_tls
         config.proxy_encrypted = _seal_proxy(box, org, proxies.validated(merged))
+
+
+def source_for(config: OrgMirrorConfig, *, org_name: str, box: SecretBox) -> Source:
+    """The source registry of a config, with its secrets decrypted (kept out of reprs)."""
+    proxy = stored_proxy(box, org_name, config)
+    return Source(
+        kind=RegistryType(config.external_registry_type),
+        namespace=config.external_namespace,
+        endpoint=Endpoint(
+            url=config.external_registry_url,
+            username=config.external_registry_username,
+            password=stored_password(box, org_name, config),
+            verify_tls=config.verify_tls,
+            proxy=ProxySettings(
+                http_proxy=proxy.get("http_proxy"),
+                https_proxy=proxy.get("https_proxy"),
+                no_proxy=proxy.get("no_proxy"),
+            ),
+        ),
+    )

@@ -5,12 +5,15 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import utcnow
-from app.errors import InvalidRequest, NotFound, NotImplementedYet
+from app.errors import InvalidRequest, NotFound
+from app.registry.client import RegistryClient
+from app.registry.sources import verify_source
 from app.repositories import audit as audit_repo
 from app.repositories import mirror as mirror_repo
 from app.schemas.mirror import MirrorRepositoryPage, MirrorRepositoryRead, VerifyResult
+from app.security import SecretBox
 from app.services.access import OrgAccess
-from app.services.mirror_configs import load_config
+from app.services.mirror_configs import load_config, source_for
 from app.services.schedule import next_slot
 from app.statuses import REPOSITORY_STATUSES, SyncStatus
 
@@ -112,10 +115,13 @@ async def _audit(
     )
 
 
-async def verify(session: AsyncSession, *, access: OrgAccess) -> VerifyResult:
-    """Test the stored config against its source. Lands with source discovery (issue #3)."""
-    await load_config(session, access)
-    raise NotImplementedYet(
-        "verifyOrgMirrorConnection is not implemented yet: source connection tests arrive "
-        "with source discovery; use sync-now and the repository listing meanwhile"
-    )
+async def verify(
+    session: AsyncSession, *, access: OrgAccess, box: SecretBox, registry: RegistryClient
+) -> VerifyResult:
+    """Test the stored config against its source: DNS and SSRF rules, TLS, credentials,
+    namespace. Source problems are answers (success false), never errors."""
+    config = await load_config(session, access)
+    source = source_for(config, org_name=access.org_name, box=box)
+    await mirror_repo.end_read(session)
+    outcome = await verify_source(registry, source)
+    return VerifyResult(success=outcome.success, message=outcome.message)

@@ -255,11 +255,15 @@ async def test_changes_are_audited_without_secrets(
     assert any("external_registry_password" in str(e.details) for e in events)
 
 
-async def test_verify_says_not_implemented_yet(
+async def test_verify_reports_unreachable_source(
     client: httpx.AsyncClient, mirror_url: str, config: dict[str, Any]
 ) -> None:
+    # The fixture config points at 127.0.0.1:8443, where nothing listens.
     response = await client.post(f"{mirror_url}/verify", headers=auth())
-    assert_api_error(response, 501, "not_implemented", "not implemented yet")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is False
+    assert "Cannot connect to registry http://127.0.0.1:8443" in body["message"]
 
 
 async def test_verify_without_config_is_404(client: httpx.AsyncClient, mirror_url: str) -> None:

@@ -1,0 +1,404 @@
+"""The registry client: the distribution v2 API and registry REST APIs, with auth and retries.
+
+Auth follows the distribution token flow: a 401 carries ``WWW-Authenticate: Bearer realm=…,
+service=…,scope=…``; the token is fetched from the realm (with Basic credentials when the
+endpoint has them) and cached per (realm, service, scope) until it expires. A ``Basic``
+challenge is answered with the credentials. Redirects are followed only within the same host.
+Transient failures (connection errors, timeouts, 429, 5xx) are retried with exponential backoff
+and jitter, honouring ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import random
+import re
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from app.registry.errors import (
+    RegistryAuthFailed,
+    RegistryDnsError,
+    RegistryError,
+    RegistryForbidden,
+    RegistryNotFound,
+    RegistryProtocolError,
+    RegistryTimeout,
+    RegistryTlsError,
+    RegistryUnavailable,
+)
+from app.registry.http import Endpoint, HttpClients
+from app.registry.ssrf import SsrfGuard
+
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+CATALOG_PAGE_SIZE = 1000
+MAX_REDIRECTS = 5
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:tags|manifests|blobs)/")
+
+ApiAuth = Literal["basic", "bearer"] | None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 10.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    scheme, _, params = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE_PARAM.findall(params))
+
+
+def scope_for_path(path: str) -> str | None:
+    if path.rstrip("/") == "/v2/_catalog":
+        return "registry:catalog:*"
+    match = _REPO_PATH.match(path)
+    return f"repository:{match['name']}:pull" if match else None
+
+
+def _basic(endpoint: Endpoint) -> str | None:
+    if endpoint.username is None:
+        return None
+    raw = f"{endpoint.username}:{endpoint.password or ''}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _what(endpoint: Endpoint) -> str:
+    return f"registry {endpoint.url}"
+
+
+def translate_transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> RegistryError:
+    """httpx's exceptions into ours, with a message that says what to check."""
+    where = _what(endpoint)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return RegistryTlsError(
+                f"TLS failure talking to {where}: {cause.__class__.__name__}: "
+                f"{getattr(cause, 'reason', None) or cause}; check the certificate or set "
+                "external_registry_config.verify_tls"
+            )
+        if isinstance(cause, OSError) and "Name or service not known" in str(cause):
+            break
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc) or exc.__class__.__name__
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return RegistryDnsError(f"DNS lookup failed for {where}; check the host name")
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return RegistryTlsError(f"TLS failure talking to {where}: {text}")
+    if isinstance(exc, httpx.TimeoutException):
+        return RegistryTimeout(f"Timed out waiting for {where} ({exc.__class__.__name__})")
+    return RegistryUnavailable(f"Cannot connect to {where}: {text}")
+
+
+class TokenCache:
+    """Bearer tokens per (realm, service, scope), dropped shortly before they expire."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
+        self._by_scope: dict[tuple[str, str, str], tuple[str, str]] = {}
+
+    def get(self, url: str, user: str, scope: str | None) -> str | None:
+        if scope is None:
+            return None
+        located = self._by_scope.get((url, user, scope))
+        if located is None:
+            return None
+        entry = self._tokens.get((*located, scope, user))
+        if entry is None or entry[1] <= time.monotonic():
+            return None
+        return entry[0]
+
+    def put(
+        self, url: str, user: str, realm: str, service: str, scope: str, token: str, ttl: float
+    ) -> None:
+        self._tokens[(realm, service, scope, user)] = (token, time.monotonic() + max(ttl - 10, 1))
+        self._by_scope[(url, user, scope)] = (realm, service)
+
+
+class RegistryClient:
+    """Talks to registries on behalf of the worker and the verify endpoint."""
+
+    def __init__(
+        self,
+        clients: HttpClients,
+        *,
+        ssrf: SsrfGuard | None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._clients = clients
+        self._ssrf = ssrf
+        self._retry = retry or RetryPolicy()
+        self._tokens = TokenCache()
+        self._basic_registries: set[str] = set()
+
+    async def check_endpoint(self, endpoint: Endpoint) -> None:
+        """Apply the SSRF rules (with DNS) before connecting to a source."""
+        if self._ssrf is not None:
+            await self._ssrf.check_url(endpoint.url)
+
+    async def request(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        api_auth: ApiAuth = None,
+    ) -> httpx.Response:
+        """Send with retries; 2xx comes back, everything else raises a RegistryError."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(endpoint, method, path, params, headers, api_auth)
+            except RegistryUnavailable as exc:
+                if attempt >= self._retry.attempts:
+                    raise
+                await asyncio.sleep(self._retry.delay(attempt, exc.retry_after))
+
+    async def get_json(
+        self,
+        endpoint: Endpoint,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        api_auth: ApiAuth = None,
+    ) -> tuple[Any, httpx.Response]:
+        response = await self.request(endpoint, "GET", path, params=params, api_auth=api_auth)
+        try:
+            return response.json(), response
+        except ValueError as exc:
+            raise RegistryProtocolError(
+                f"{_what(endpoint)} answered {path} with something that is not JSON"
+            ) from exc
+
+    async def catalog(self, endpoint: Endpoint) -> list[str]:
+        """Every repository name of ``/v2/_catalog``, following ``Link`` pages."""
+        names: list[str] = []
+        path: str | None = "/v2/_catalog"
+        params: dict[str, str | int] | None = {"n": CATALOG_PAGE_SIZE}
+        while path is not None:
+            body, response = await self.get_json(endpoint, path, params=params)
+            names.extend(_string_list(body, "repositories", endpoint))
+            path, params = _next_link(endpoint, response), None
+        return names
+
+    async def list_tags(self, endpoint: Endpoint, repository: str) -> list[str]:
+        """All tags of a repository, sorted; follows ``Link`` when the registry pages."""
+        tags: list[str] = []
+        path: str | None = f"/v2/{repository}/tags/list"
+        while path is not None:
+            body, response = await self.get_json(endpoint, path)
+            tags.extend(_string_list(body, "tags", endpoint))
+            path = _next_link(endpoint, response)
+        return sorted(set(tags))
+
+    async def manifest_digest(self, endpoint: Endpoint, repository: str, reference: str) -> str:
+        """The manifest digest by HEAD; GET + sha256 when no Docker-Content-Digest is sent."""
+        path = f"/v2/{repository}/manifests/{reference}"
+        headers = {"Accept": MANIFEST_ACCEPT}
+        response = await self.request(endpoint, "HEAD", path, headers=headers)
+        digest: str | None = response.headers.get("docker-content-digest")
+        if digest:
+            return digest
+        response = await self.request(endpoint, "GET", path, headers=headers)
+        return "sha256:" + hashlib.sha256(response.content).hexdigest()
+
+    async def _attempt(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+        api_auth: ApiAuth,
+    ) -> httpx.Response:
+        scope = scope_for_path(path) if api_auth is None else None
+        response = await self._send(endpoint, method, path, params, headers, api_auth, scope)
+        if response.status_code == 401 and api_auth is None:
+            challenge = response.headers.get("www-authenticate", "")
+            scope = await self._answer_challenge(endpoint, challenge, scope)
+            response = await self._send(endpoint, method, path, params, headers, None, scope)
+        return self._check(endpoint, path, response)
+
+    async def _send(
+        self,
+        endpoint: Endpoint,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+        api_auth: ApiAuth,
+        scope: str | None,
+    ) -> httpx.Response:
+        client = self._clients.for_endpoint(endpoint)
+        merged = dict(headers or {})
+        authorization = self._authorization(endpoint, api_auth, scope)
+        if authorization:
+            merged["Authorization"] = authorization
+        url = httpx.URL(endpoint.url).join(path)
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                response = await client.request(method, url, params=params, headers=merged)
+                if not response.is_redirect:
+                    return response
+                url = self._same_host_redirect(endpoint, url, response)
+                params = None
+        except httpx.TransportError as exc:
+            raise translate_transport_error(endpoint, exc) from exc
+        raise RegistryProtocolError(f"{_what(endpoint)} redirected more than {MAX_REDIRECTS} times")
+
+    def _authorization(
+        self, endpoint: Endpoint, api_auth: ApiAuth, scope: str | None
+    ) -> str | None:
+        if api_auth == "basic":
+            return _basic(endpoint)
+        if api_auth == "bearer":
+            return f"Bearer {endpoint.password}" if endpoint.password else None
+        if endpoint.url in self._basic_registries:
+            return _basic(endpoint)
+        token = self._tokens.get(endpoint.url, endpoint.username or "", scope)
+        return f"Bearer {token}" if token is not None else None
+
+    @staticmethod
+    def _same_host_redirect(
+        endpoint: Endpoint, url: httpx.URL, response: httpx.Response
+    ) -> httpx.URL:
+        target = url.join(response.headers.get("location", ""))
+        if target.host != url.host or target.port != url.port or target.scheme != url.scheme:
+            raise RegistryProtocolError(
+                f"{_what(endpoint)} redirected to another host ({target.host}); refused"
+            )
+        return target
+
+    async def _answer_challenge(self, endpoint: Endpoint, challenge: str, scope: str | None) -> str:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic":
+            if endpoint.username is None:
+                raise RegistryAuthFailed(
+                    f"Authentication failed: {_what(endpoint)} requires credentials; set "
+                    "external_registry_username and external_registry_password"
+                )
+            self._basic_registries.add(endpoint.url)
+            return scope or ""
+        if scheme != "bearer" or "realm" not in params:
+            raise RegistryAuthFailed(
+                f"Authentication failed: {_what(endpoint)} sent an unsupported challenge"
+            )
+        wanted = params.get("scope") or scope or ""
+        token, ttl = await self._fetch_token(
+            endpoint, params["realm"], params.get("service", ""), wanted
+        )
+        self._tokens.put(
+            endpoint.url,
+            endpoint.username or "",
+            params["realm"],
+            params.get("service", ""),
+            wanted,
+            token,
+            ttl,
+        )
+        return wanted
+
+    async def _fetch_token(
+        self, endpoint: Endpoint, realm: str, service: str, scope: str
+    ) -> tuple[str, float]:
+        realm_endpoint = Endpoint(
+            url=str(httpx.URL(realm).copy_with(path="/", query=None)),
+            verify_tls=endpoint.verify_tls,
+            ca_file=endpoint.ca_file,
+            proxy=endpoint.proxy,
+        )
+        await self.check_endpoint(realm_endpoint)
+        query = {k: v for k, v in {"service": service, "scope": scope}.items() if v}
+        headers = {"Authorization": b} if (b := _basic(endpoint)) else {}
+        client = self._clients.for_endpoint(endpoint)
+        try:
+            response = await client.get(realm, params=query, headers=headers)
+        except httpx.TransportError as exc:
+            raise translate_transport_error(realm_endpoint, exc) from exc
+        if response.status_code in (401, 403):
+            raise RegistryAuthFailed(
+                f"Authentication failed: the token service of {_what(endpoint)} refused "
+                + (
+                    f"the credentials of '{endpoint.username}'"
+                    if endpoint.username
+                    else "anonymous access; set external_registry_username and password"
+                )
+            )
+        self._check(realm_endpoint, realm, response)
+        body = response.json()
+        token = body.get("token") or body.get("access_token")
+        if not isinstance(token, str):
+            raise RegistryProtocolError(f"The token service of {_what(endpoint)} sent no token")
+        return token, float(body.get("expires_in") or 60)
+
+    @staticmethod
+    def _check(endpoint: Endpoint, path: str, response: httpx.Response) -> httpx.Response:
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        where = f"{_what(endpoint)} ({response.request.method} {path} → {status})"
+        if status == 401:
+            raise RegistryAuthFailed(f"Authentication failed: {where}; check the credentials")
+        if status == 403:
+            raise RegistryForbidden(f"Access denied: {where}; the account lacks permission")
+        if status == 404:
+            raise RegistryNotFound(f"Not found: {where}")
+        if status == 429 or status >= 500:
+            raise RegistryUnavailable(
+                f"Registry unavailable: {where}", retry_after=_retry_after(response)
+            )
+        raise RegistryProtocolError(f"Unexpected answer from {where}")
+
+
+def _string_list(body: Any, key: str, endpoint: Endpoint) -> list[str]:
+    if not isinstance(body, dict):
+        raise RegistryProtocolError(f"{_what(endpoint)} sent a malformed '{key}' listing")
+    values = body.get(key)
+    if values is None:
+        return []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise RegistryProtocolError(f"{_what(endpoint)} sent a malformed '{key}' listing")
+    return values
+
+
+def _next_link(endpoint: Endpoint, response: httpx.Response) -> str | None:
+    link = response.links.get("next", {}).get("url")
+    if not link:
+        return None
+    target = httpx.URL(endpoint.url).join(link)
+    if target.host != httpx.URL(endpoint.url).host:
+        raise RegistryProtocolError(f"{_what(endpoint)} paged to another host; refused")
+    return str(target.raw_path.decode())
