@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import migrations
@@ -91,6 +92,8 @@ def token(
 
 def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     settings = _settings()
+    if settings.embedded:
+        migrations.upgrade(settings.effective_database_url)
 
     async def run() -> T:
         runtime = Runtime.build(settings)
@@ -106,6 +109,14 @@ def _with_session(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except AppError as exc:
         typer.secho(f"error: {exc.detail}", fg="red", err=True)
+        raise typer.Exit(1) from exc
+    except DBAPIError as exc:
+        typer.secho(
+            f"error: database failure ({exc.orig.__class__.__name__}); is the schema "
+            "migrated? run 'orgmirror migrate'",
+            fg="red",
+            err=True,
+        )
         raise typer.Exit(1) from exc
 
 

@@ -47,9 +47,15 @@ class Settings(BaseSettings):
     target_tls_verify: bool = True
     target_kind: Literal["oci", "quay"] = "oci"
     target_api_token: SecretStr | None = None
+    target_api_url: str | None = None
+    ca_file: Path | None = None
 
     worker_concurrency: int = Field(default=4, ge=1, le=64)
+    tag_concurrency: int = Field(default=4, ge=1, le=64)
     worker_poll_interval: float = Field(default=5.0, gt=0)
+    lease_seconds: int = Field(default=30, ge=5, le=3600)
+    target_recheck_every: int = Field(default=24, ge=1)
+    copy_attempts: int = Field(default=3, ge=1, le=10)
     skopeo_path: str = "skopeo"
 
     @field_validator("superusers", "ssrf_allowed_hosts", "jwt_algorithms", mode="before")

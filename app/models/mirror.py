@@ -46,6 +46,9 @@ class OrgMirrorConfig(Base):
     skopeo_timeout: Mapped[int] = mapped_column(Integer, default=300)
     creation_date: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(255))
+    # "discovery" while one worker lists the source under the config lease, then "sync"
+    # while any worker copies the queued repositories; null when no run is active.
+    run_phase: Mapped[str | None] = mapped_column(String(16))
     follow_up_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     run_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     run_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -69,8 +72,7 @@ class MirrorRepository(Base):
     last_sync_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
     status_message: Mapped[str | None] = mapped_column(Text)
     lease_owner: Mapped[str | None] = mapped_column(String(255))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    retries_remaining: Mapped[int] = mapped_column(Integer, default=3)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     in_target: Mapped[bool] = mapped_column(Boolean, default=False)
     tags_total: Mapped[int] = mapped_column(Integer, default=0)
     tags_copied: Mapped[int] = mapped_column(Integer, default=0)

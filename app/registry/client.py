@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import random
 import re
 import ssl
@@ -50,6 +51,16 @@ _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:tags|manifests|blobs)/")
 
 ApiAuth = Literal["basic", "bearer"] | None
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    params: Mapping[str, str | int] | None
+    headers: Mapping[str, str] | None
+    api_auth: ApiAuth
+    content: bytes | None
 
 
 @dataclass(frozen=True)
@@ -175,13 +186,15 @@ class RegistryClient:
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
         api_auth: ApiAuth = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """Send with retries; 2xx comes back, everything else raises a RegistryError."""
         attempt = 0
+        call = _Call(method, path, params, headers, api_auth, content)
         while True:
             attempt += 1
             try:
-                return await self._attempt(endpoint, method, path, params, headers, api_auth)
+                return await self._attempt(endpoint, call)
             except RegistryUnavailable as exc:
                 if attempt >= self._retry.attempts:
                     raise
@@ -202,6 +215,15 @@ class RegistryClient:
             raise RegistryProtocolError(
                 f"{_what(endpoint)} answered {path} with something that is not JSON"
             ) from exc
+
+    async def post_json(
+        self, endpoint: Endpoint, path: str, body: Mapping[str, object], *, api_auth: ApiAuth
+    ) -> httpx.Response:
+        headers = {"Content-Type": "application/json"}
+        content = json.dumps(body).encode()
+        return await self.request(
+            endpoint, "POST", path, headers=headers, api_auth=api_auth, content=content
+        )
 
     async def catalog(self, endpoint: Endpoint) -> list[str]:
         """Every repository name of ``/v2/_catalog``, following ``Link`` pages."""
@@ -235,42 +257,28 @@ class RegistryClient:
         response = await self.request(endpoint, "GET", path, headers=headers)
         return "sha256:" + hashlib.sha256(response.content).hexdigest()
 
-    async def _attempt(
-        self,
-        endpoint: Endpoint,
-        method: str,
-        path: str,
-        params: Mapping[str, str | int] | None,
-        headers: Mapping[str, str] | None,
-        api_auth: ApiAuth,
-    ) -> httpx.Response:
-        scope = scope_for_path(path) if api_auth is None else None
-        response = await self._send(endpoint, method, path, params, headers, api_auth, scope)
-        if response.status_code == 401 and api_auth is None:
+    async def _attempt(self, endpoint: Endpoint, call: _Call) -> httpx.Response:
+        scope = scope_for_path(call.path) if call.api_auth is None else None
+        response = await self._send(endpoint, call, scope)
+        if response.status_code == 401 and call.api_auth is None:
             challenge = response.headers.get("www-authenticate", "")
             scope = await self._answer_challenge(endpoint, challenge, scope)
-            response = await self._send(endpoint, method, path, params, headers, None, scope)
-        return self._check(endpoint, path, response)
+            response = await self._send(endpoint, call, scope)
+        return self._check(endpoint, call.path, response)
 
-    async def _send(
-        self,
-        endpoint: Endpoint,
-        method: str,
-        path: str,
-        params: Mapping[str, str | int] | None,
-        headers: Mapping[str, str] | None,
-        api_auth: ApiAuth,
-        scope: str | None,
-    ) -> httpx.Response:
+    async def _send(self, endpoint: Endpoint, call: _Call, scope: str | None) -> httpx.Response:
         client = self._clients.for_endpoint(endpoint)
-        merged = dict(headers or {})
-        authorization = self._authorization(endpoint, api_auth, scope)
+        headers = dict(call.headers or {})
+        authorization = self._authorization(endpoint, call.api_auth, scope)
         if authorization:
-            merged["Authorization"] = authorization
-        url = httpx.URL(endpoint.url).join(path)
+            headers["Authorization"] = authorization
+        url = httpx.URL(endpoint.url).join(call.path)
+        params = call.params
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                response = await client.request(method, url, params=params, headers=merged)
+                response = await client.request(
+                    call.method, url, params=params, headers=headers, content=call.content
+                )
                 if not response.is_redirect:
                     return response
                 url = self._same_host_redirect(endpoint, url, response)
@@ -380,7 +388,23 @@ class RegistryClient:
             raise RegistryUnavailable(
                 f"Registry unavailable: {where}", retry_after=_retry_after(response)
             )
-        raise RegistryProtocolError(f"Unexpected answer from {where}")
+        raise RegistryProtocolError(f"Unexpected answer from {where}: {_error_text(response)}")
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The registry's own error message, as far as it can be found (kept short)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, dict):
+        for key in ("error_message", "message", "detail", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])[:200]
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("message", ""))[:200]
+    return response.text[:200]
 
 
 def _string_list(body: Any, key: str, endpoint: Endpoint) -> list[str]:

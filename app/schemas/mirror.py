@@ -24,6 +24,30 @@ LowerVisibility = Annotated[Visibility, BeforeValidator(_lower)]
 LowerRegistryType = Annotated[RegistryType, BeforeValidator(_lower)]
 FilterPattern = Annotated[str, Field(min_length=1, max_length=255)]
 
+_READ_ONLY = "Read-only (as returned by GET); accepted and ignored."
+DESCRIPTIONS = {
+    "external_registry_type": "Kind of source: harbor, quay, or oci (any registry with "
+    "/v2/_catalog). Cannot be changed after creation.",
+    "external_registry_url": "http(s)://host[:port] of the source registry; no credentials, "
+    "path, query or fragment.",
+    "external_namespace": "Harbor project, Quay organization or user, or the path prefix of "
+    "an OCI registry namespace.",
+    "robot_username": "orgname+robotname: the robot of this organization that pushes into the "
+    "target.",
+    "visibility": "Visibility of repositories created in the target: public or private.",
+    "sync_interval": "Seconds between scheduled runs (60 to 31536000).",
+    "sync_start_date": "First scheduled run, ISO 8601 (Z, an offset, or UTC when no zone is "
+    "given). Runs follow the grid start + k * interval.",
+    "is_enabled": "Whether scheduled and requested runs happen.",
+    "external_registry_username": "Source registry user name; null or empty for anonymous.",
+    "external_registry_password": "Source registry password or token (Quay: an OAuth token). "
+    "Never returned. On update, leave the key out to keep it; null or empty clears it.",
+    "external_registry_config": "TLS verification and proxy settings for the source.",
+    "repository_filters": "Glob patterns on repository names (without the namespace); a "
+    "leading '!' excludes. At most 100.",
+    "skopeo_timeout": "Seconds one image copy may take (30 to 3600).",
+}
+
 
 class ProxyConfig(RequestModel):
     """Proxy settings for talking to the source registry."""
@@ -93,28 +117,35 @@ class OrgMirrorConfigCreate(_ConfigFields):
     )
 
     external_registry_type: LowerRegistryType = Field(
-        description="Kind of source: harbor, quay, or oci (any registry with /v2/_catalog)."
+        description=DESCRIPTIONS["external_registry_type"]
     )
     external_registry_url: str = Field(
-        max_length=2048, description="http(s)://host[:port] of the source registry."
+        max_length=2048, description=DESCRIPTIONS["external_registry_url"]
     )
     external_namespace: str = Field(
-        min_length=1, max_length=255, description="Harbor project, Quay org, or path prefix."
+        min_length=1, max_length=255, description=DESCRIPTIONS["external_namespace"]
     )
-    robot_username: str = Field(description="orgname+robotname that pushes into the target.")
-    visibility: LowerVisibility = Field(description="Visibility of created repositories.")
-    sync_interval: int = Field(ge=60, le=31_536_000, description="Seconds between runs.")
-    sync_start_date: ApiDateTimeIn = Field(description="First scheduled run (ISO 8601).")
-    is_enabled: bool = True
-    external_registry_username: str | None = Field(default=None, max_length=255)
-    external_registry_password: str | None = Field(default=None, max_length=4096)
-    external_registry_config: ExternalRegistryConfig = Field(default_factory=ExternalRegistryConfig)
+    robot_username: str = Field(description=DESCRIPTIONS["robot_username"])
+    visibility: LowerVisibility = Field(description=DESCRIPTIONS["visibility"])
+    sync_interval: int = Field(ge=60, le=31_536_000, description=DESCRIPTIONS["sync_interval"])
+    sync_start_date: ApiDateTimeIn = Field(description=DESCRIPTIONS["sync_start_date"])
+    is_enabled: bool = Field(default=True, description=DESCRIPTIONS["is_enabled"])
+    external_registry_username: str | None = Field(
+        default=None, max_length=255, description=DESCRIPTIONS["external_registry_username"]
+    )
+    external_registry_password: str | None = Field(
+        default=None, max_length=4096, description=DESCRIPTIONS["external_registry_password"]
+    )
+    external_registry_config: ExternalRegistryConfig = Field(
+        default_factory=ExternalRegistryConfig,
+        description=DESCRIPTIONS["external_registry_config"],
+    )
     repository_filters: list[FilterPattern] = Field(
-        default_factory=list,
-        max_length=100,
-        description="Globs on repository names; a leading '!' excludes.",
+        default_factory=list, max_length=100, description=DESCRIPTIONS["repository_filters"]
     )
-    skopeo_timeout: int = Field(default=300, ge=30, le=3600, description="Seconds per copy.")
+    skopeo_timeout: int = Field(
+        default=300, ge=30, le=3600, description=DESCRIPTIONS["skopeo_timeout"]
+    )
 
 
 class OrgMirrorConfigUpdate(_ConfigFields):
@@ -123,27 +154,58 @@ class OrgMirrorConfigUpdate(_ConfigFields):
     The read-only fields of GET are accepted and ignored, so a GET body can be sent back.
     """
 
-    external_registry_type: LowerRegistryType | None = None
-    external_registry_url: str | None = Field(default=None, max_length=2048)
-    external_namespace: str | None = Field(default=None, min_length=1, max_length=255)
-    robot_username: str | None = None
-    visibility: LowerVisibility | None = None
-    sync_interval: int | None = Field(default=None, ge=60, le=31_536_000)
-    sync_start_date: ApiDateTimeIn | None = None
-    is_enabled: bool | None = None
-    external_registry_username: str | None = Field(default=None, max_length=255)
-    external_registry_password: str | None = Field(default=None, max_length=4096)
-    external_registry_config: ExternalRegistryConfig | None = None
-    repository_filters: list[FilterPattern] | None = Field(default=None, max_length=100)
-    skopeo_timeout: int | None = Field(default=None, ge=30, le=3600)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "sync_interval": 7200,
+                "repository_filters": ["app-*", "!app-legacy"],
+                "external_registry_password": "new-secret",
+                "is_enabled": True,
+            }
+        }
+    )
 
-    has_external_registry_password: JsonValue = Field(default=None, description="Read-only.")
-    sync_expiration_date: JsonValue = Field(default=None, description="Read-only.")
-    sync_status: JsonValue = Field(default=None, description="Read-only.")
-    sync_retries_remaining: JsonValue = Field(default=None, description="Read-only.")
-    creation_date: JsonValue = Field(default=None, description="Read-only.")
-    repo_sync_status_counts: JsonValue = Field(default=None, description="Read-only.")
-    last_sync: JsonValue = Field(default=None, description="Read-only.")
+    external_registry_type: LowerRegistryType | None = Field(
+        default=None, description=DESCRIPTIONS["external_registry_type"]
+    )
+    external_registry_url: str | None = Field(
+        default=None, max_length=2048, description=DESCRIPTIONS["external_registry_url"]
+    )
+    external_namespace: str | None = Field(
+        default=None, min_length=1, max_length=255, description=DESCRIPTIONS["external_namespace"]
+    )
+    robot_username: str | None = Field(default=None, description=DESCRIPTIONS["robot_username"])
+    visibility: LowerVisibility | None = Field(default=None, description=DESCRIPTIONS["visibility"])
+    sync_interval: int | None = Field(
+        default=None, ge=60, le=31_536_000, description=DESCRIPTIONS["sync_interval"]
+    )
+    sync_start_date: ApiDateTimeIn | None = Field(
+        default=None, description=DESCRIPTIONS["sync_start_date"]
+    )
+    is_enabled: bool | None = Field(default=None, description=DESCRIPTIONS["is_enabled"])
+    external_registry_username: str | None = Field(
+        default=None, max_length=255, description=DESCRIPTIONS["external_registry_username"]
+    )
+    external_registry_password: str | None = Field(
+        default=None, max_length=4096, description=DESCRIPTIONS["external_registry_password"]
+    )
+    external_registry_config: ExternalRegistryConfig | None = Field(
+        default=None, description=DESCRIPTIONS["external_registry_config"]
+    )
+    repository_filters: list[FilterPattern] | None = Field(
+        default=None, max_length=100, description=DESCRIPTIONS["repository_filters"]
+    )
+    skopeo_timeout: int | None = Field(
+        default=None, ge=30, le=3600, description=DESCRIPTIONS["skopeo_timeout"]
+    )
+
+    has_external_registry_password: JsonValue = Field(default=None, description=_READ_ONLY)
+    sync_expiration_date: JsonValue = Field(default=None, description=_READ_ONLY)
+    sync_status: JsonValue = Field(default=None, description=_READ_ONLY)
+    sync_retries_remaining: JsonValue = Field(default=None, description=_READ_ONLY)
+    creation_date: JsonValue = Field(default=None, description=_READ_ONLY)
+    repo_sync_status_counts: JsonValue = Field(default=None, description=_READ_ONLY)
+    last_sync: JsonValue = Field(default=None, description=_READ_ONLY)
 
 
 class ProxyConfigRead(ResponseModel):

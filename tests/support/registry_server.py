@@ -62,6 +62,14 @@ _ACCESS_LINE = re.compile(
 )
 
 
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 class RegistryStartError(RuntimeError):
     """The registry process exited or never answered `/v2/`."""
 
@@ -288,11 +296,14 @@ class RegistryServer:
                     raise RegistryStartError(
                         f"docker-registry exited with {self._process.returncode}:\n{self.stderr()}"
                     )
-                try:
-                    if client.get(f"{self.url}/v2/").status_code in (200, 401):
-                        return
-                except httpx.TransportError:
-                    pass
+                # A bare TCP probe first: TLS handshakes against a registry that is still
+                # starting (or dying) can leave sockets behind in httpcore's error paths.
+                if _port_open(self.port):
+                    try:
+                        if client.get(f"{self.url}/v2/").status_code in (200, 401):
+                            return
+                    except httpx.TransportError:
+                        pass
                 time.sleep(0.01)
         raise RegistryStartError(
             f"docker-registry did not answer {self.url}/v2/ within {self.start_timeout} s:\n"

@@ -1,18 +1,19 @@
 """initial schema
 
-Revision ID: 15e44d8ac29f
+Revision ID: 62c15929f77a
 Revises: 
-Create Date: 2026-12-04 20:59:43.461447+00:00
+Create Date: 2026-12-04 21:15:19.600818+00:00
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+
 from alembic import op
 
 
-revision: str = '15e44d8ac29f'
+revision: str = '62c15929f77a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -85,6 +86,7 @@ def upgrade() -> None:
     sa.Column('skopeo_timeout', sa.Integer(), nullable=False),
     sa.Column('creation_date', sa.DateTime(timezone=True), nullable=False),
     sa.Column('lease_owner', sa.String(length=255), nullable=True),
+    sa.Column('run_phase', sa.String(length=16), nullable=True),
     sa.Column('follow_up_requested', sa.Boolean(), nullable=False),
     sa.Column('run_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('run_count', sa.Integer(), nullable=False),
@@ -108,7 +110,6 @@ def upgrade() -> None:
     sa.Column('status_message', sa.Text(), nullable=True),
     sa.Column('lease_owner', sa.String(length=255), nullable=True),
     sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('retries_remaining', sa.Integer(), nullable=False),
     sa.Column('in_target', sa.Boolean(), nullable=False),
     sa.Column('tags_total', sa.Integer(), nullable=False),
     sa.Column('tags_copied', sa.Integer(), nullable=False),
@@ -120,6 +121,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('mirror_repositories', schema=None) as batch_op:
         batch_op.create_index('ix_mirror_repositories_config_status', ['config_id', 'sync_status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_mirror_repositories_lease_expires_at'), ['lease_expires_at'], unique=False)
 
     op.create_table('mirrored_tags',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -138,6 +140,7 @@ def downgrade() -> None:
 
     op.drop_table('mirrored_tags')
     with op.batch_alter_table('mirror_repositories', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mirror_repositories_lease_expires_at'))
         batch_op.drop_index('ix_mirror_repositories_config_status')
 
     op.drop_table('mirror_repositories')
