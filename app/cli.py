@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -41,6 +43,14 @@ def _settings() -> Settings:
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    with_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--with-worker/--no-worker",
+            help="Run a mirror worker in this process (default: yes on the embedded SQLite "
+            "default, no with ORGMIRROR_DATABASE_URL).",
+        ),
+    ] = None,
 ) -> None:
     """Run the API (on the embedded default, migrate the SQLite database first)."""
     import uvicorn
@@ -51,11 +61,42 @@ def serve(
     if settings.embedded:
         migrations.upgrade(settings.effective_database_url)
         typer.echo(f"orgmirror: embedded mode, data in {settings.data_dir.resolve()}")
+    worker = settings.embedded if with_worker is None else with_worker
     typer.echo(
         f"orgmirror: API on http://{host}:{port}  (Swagger UI: http://{host}:{port}/docs)\n"
+        f"orgmirror: mirror worker in this process: {'yes' if worker else 'no'}; "
+        f"target registry: {settings.target_registry}\n"
         "orgmirror: get a token with:  orgmirror token admin"
     )
-    uvicorn.run(create_app(settings=settings), host=host, port=port, log_level="info")
+    _configure_logging()
+    app = create_app(settings=settings, with_worker=worker)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@cli.command()
+def worker() -> None:
+    """Run a mirror worker (any number of them may share one PostgreSQL database)."""
+    from app.workers.worker import Worker
+
+    settings = _settings()
+    _configure_logging()
+
+    async def run() -> None:
+        runtime = Runtime.build(settings)
+        mirror_worker = Worker(runtime)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, mirror_worker.stop)
+        try:
+            await mirror_worker.run()
+        finally:
+            await runtime.close()
+
+    asyncio.run(run())
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 @cli.command()

@@ -55,6 +55,8 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
     async with runtime.sessionmaker() as session:
         yield session
         await session.commit()
+        if session.info.pop("wake_workers", False):
+            runtime.wakeup.set()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Mapping
@@ -24,6 +25,7 @@ from app.runtime import Runtime
 from app.schemas.mirror import OrgMirrorConfigCreate, OrgMirrorConfigUpdate
 from app.schemas.organization import OrganizationCreate, RobotPut
 from app.schemas.validation import describe_errors
+from app.workers.worker import Worker
 
 log = logging.getLogger("orgmirror.api")
 
@@ -133,8 +135,13 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
     return schema
 
 
-def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
-    """The ASGI app. Without a runtime, the lifespan builds one from the settings."""
+def create_app(
+    runtime: Runtime | None = None, settings: Settings | None = None, *, with_worker: bool = False
+) -> FastAPI:
+    """The ASGI app. Without a runtime, the lifespan builds one from the settings.
+
+    ``with_worker`` runs a mirror worker inside the API process (the embedded default).
+    """
     settings = settings or (runtime.settings if runtime else get_settings())
 
     @asynccontextmanager
@@ -142,9 +149,14 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         owned = None
         if getattr(app.state, "runtime", None) is None:
             owned = app.state.runtime = Runtime.build(settings)
+        worker = Worker(app.state.runtime) if with_worker else None
+        task = asyncio.create_task(worker.run()) if worker else None
         try:
             yield
         finally:
+            if worker is not None and task is not None:
+                worker.stop()
+                await task
             if owned is not None:
                 await owned.close()
 

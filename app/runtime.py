@@ -12,6 +12,7 @@ from app.registry.client import RegistryClient
 from app.registry.http import HttpClients
 from app.registry.ssrf import SsrfGuard
 from app.security import SecretBox, TokenVerifier
+from app.workers.wakeup import Wakeup
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Runtime:
     ssrf: SsrfGuard
     http: HttpClients
     registry: RegistryClient
+    wakeup: Wakeup
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -51,6 +53,7 @@ class Runtime:
             ssrf=ssrf,
             http=http,
             registry=RegistryClient(http, ssrf=ssrf),
+            wakeup=Wakeup(),
         )
 
     async def close(self) -> None:

@@ -242,6 +242,7 @@ class LastSync(ResponseModel):
     tags_copied: int
     tags_skipped: int
     tags_failed: int
+    message: str | None = Field(default=None, description="Why the run failed, if it did.")
 
 
 class OrgMirrorConfigRead(ResponseModel):

@@ -16,6 +16,7 @@ from app.registry.ssrf import SsrfGuard, parse_registry_url
 from app.repositories import audit as audit_repo
 from app.repositories import mirror as mirror_repo
 from app.repositories import organizations as org_repo
+from app.repositories import runs as runs_repo
 from app.schemas.mirror import (
     ExternalRegistryConfig,
     ExternalRegistryConfigRead,
@@ -178,6 +179,7 @@ async def create_config(
             f"Organization '{access.org_name}' already has a mirror config"
         ) from exc
     await _audit(session, access, "mirror.create", {"fields": sorted(body.model_fields_set)})
+    await runs_repo.notify_workers(session)
     return await to_read(session, access=access, config=config, box=box)
 
 
@@ -193,6 +195,7 @@ async def delete_config(session: AsyncSession, *, access: OrgAccess) -> None:
     config = await load_config(session, access)
     await mirror_repo.delete_config(session, config.id)
     await _audit(session, access, "mirror.delete", {"status_at_delete": config.sync_status})
+    await runs_repo.notify_workers(session)
 
 
 async def _audit(
@@ -252,6 +255,7 @@ async def update_config(
     _apply_secrets(config, body, sent, box, access.org_name)
     await session.flush()
     await _audit(session, access, "mirror.update", {"fields": sorted(sent)})
+    await runs_repo.notify_workers(session)
     return await to_read(session, access=access, config=config, box=box)
 
 
@@ -290,7 +294,9 @@ def _apply_secrets(
         config.proxy_encrypted = _seal_proxy(box, org, proxies.validated(merged))
 
 
-def source_for(config: OrgMirrorConfig, *, org_name: str, box: SecretBox) -> Source:
+def source_for(
+    config: OrgMirrorConfig, *, org_name: str, box: SecretBox, ca_file: str | None = None
+) -> Source:
     """The source registry of a config, with its secrets decrypted (kept out of reprs)."""
     proxy = stored_proxy(box, org_name, config)
     return Source(
@@ -301,6 +307,7 @@ def source_for(config: OrgMirrorConfig, *, org_name: str, box: SecretBox) -> Sou
             username=config.external_registry_username,
             password=stored_password(box, org_name, config),
             verify_tls=config.verify_tls,
+            ca_file=ca_file,
             proxy=ProxySettings(
                 http_proxy=proxy.get("http_proxy"),
                 https_proxy=proxy.get("https_proxy"),

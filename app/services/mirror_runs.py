@@ -10,6 +10,8 @@ from app.registry.client import RegistryClient
 from app.registry.sources import verify_source
 from app.repositories import audit as audit_repo
 from app.repositories import mirror as mirror_repo
+from app.repositories import runs as runs_repo
+from app.schemas.common import format_api_datetime
 from app.schemas.mirror import MirrorRepositoryPage, MirrorRepositoryRead, VerifyResult
 from app.security import SecretBox
 from app.services.access import OrgAccess
@@ -40,6 +42,7 @@ async def sync_now(session: AsyncSession, *, access: OrgAccess, coalesce: bool) 
     config.sync_start_date = utcnow().replace(microsecond=0)
     await session.flush()
     await _audit(session, access, "mirror.sync_now", {"coalesced": False})
+    await runs_repo.notify_workers(session)
 
 
 async def cancel(session: AsyncSession, *, access: OrgAccess) -> None:
@@ -48,14 +51,7 @@ async def cancel(session: AsyncSession, *, access: OrgAccess) -> None:
     if config.sync_status == SyncStatus.CANCEL:
         raise InvalidRequest(f"The mirror of '{access.org_name}' is already cancelled")
     now = utcnow()
-    config.sync_status = SyncStatus.CANCEL
-    config.follow_up_requested = False
-    config.lease_owner = None
-    config.sync_expiration_date = None
-    if config.sync_start_date <= now:
-        config.sync_start_date = next_slot(
-            anchor=config.schedule_anchor, interval=config.sync_interval, now=now
-        )
+    was_running = config.sync_status == SyncStatus.SYNCING
     await mirror_repo.set_repository_status(
         session,
         config_id=config.id,
@@ -63,8 +59,27 @@ async def cancel(session: AsyncSession, *, access: OrgAccess) -> None:
         to_status=SyncStatus.CANCEL,
         message=f"Cancelled by {access.actor}",
     )
+    if was_running:
+        totals = await runs_repo.run_totals(session, config.id)
+        config.last_sync = {
+            "started": format_api_datetime(config.run_started_at or now),
+            "finished": format_api_datetime(now),
+            "status": SyncStatus.CANCEL.value,
+            **totals,
+            "message": f"Cancelled by {access.actor}",
+        }
+    config.sync_status = SyncStatus.CANCEL
+    config.follow_up_requested = False
+    config.lease_owner = None
+    config.run_phase = None
+    config.sync_expiration_date = None
+    if config.sync_start_date <= now:
+        config.sync_start_date = next_slot(
+            anchor=config.schedule_anchor, interval=config.sync_interval, now=now
+        )
     await session.flush()
-    await _audit(session, access, "mirror.cancel", {})
+    await _audit(session, access, "mirror.cancel", {"was_running": was_running})
+    await runs_repo.notify_workers(session)
 
 
 def parse_status(value: str | None) -> str | None:
