@@ -18,6 +18,8 @@ import httpx
 import pytest
 
 from tests.support.certs import CertificateAuthority, ServerCert, SigningKey, make_signing_key
+from tests.support.harbor import HarborEmulator
+from tests.support.quay import QuayEmulator
 from tests.support.registry_server import RegistryServer, TokenAuth
 from tests.support.tokenauth import RulePolicy, TokenIssuer, TokenServer, member_policy
 
@@ -139,3 +141,25 @@ async def registry_client(tls_ca: CertificateAuthority) -> AsyncIterator[httpx.A
     """An httpx client trusting the session CA (harmless for plain-HTTP registries)."""
     async with httpx.AsyncClient(verify=tls_ca.ssl_context(), timeout=30.0) as client:
         yield client
+
+
+# --- Harbor and Quay emulators (tests/support/harbor.py, quay.py) ------------------------------
+
+
+@pytest.fixture
+def harbor(token_signing_key: SigningKey) -> Iterator[HarborEmulator]:
+    """A Harbor emulator (API, `/service/token` realm, `/v2/` proxy) in front of its own real
+    token-auth registry. Only the admin (HARBOR_ADMIN / HARBOR_ADMIN_PASSWORD) exists: add
+    users and projects with `harbor.add_user(…)`, `harbor.add_project(…)`; steer it with
+    `harbor.faults`, read `harbor.requests` and `harbor.tokens.issued`."""
+    with HarborEmulator(token_signing_key) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def quay(token_signing_key: SigningKey) -> Iterator[QuayEmulator]:
+    """A Quay emulator (API, `/v2/auth` realm, `/v2/` proxy) in front of its own real
+    token-auth registry, empty: add users, tokens and organizations with `quay.add_user(…)`,
+    `quay.add_token(…)`, `quay.add_org(…)`, visibility with `quay.set_public(…)`."""
+    with QuayEmulator(token_signing_key) as emulator:
+        yield emulator

@@ -97,20 +97,20 @@ class MirrorEnv:
         assert response.status_code == 200, response.text
         return list(response.json()["repositories"])
 
-    async def wait_terminal(self, timeout: float = 60.0) -> dict[str, Any]:
+    async def wait_terminal(self, seconds: float = 60.0) -> dict[str, Any]:
         """Poll GET like a CI job after sync-now: sync-now made the status SYNC_NOW, so the
         first terminal status seen is this run's outcome."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds
         while True:
             config = await self.config()
             if config["sync_status"] in TERMINAL_STATUSES:
                 return config
             if time.monotonic() > deadline:
-                raise AssertionError(f"no terminal status within {timeout}s: {config}")
+                raise AssertionError(f"no terminal status within {seconds}s: {config}")
             await asyncio.sleep(0.1)
 
-    async def wait_for(self, check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, check: Callable[[], Awaitable[bool]], seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
         while not await check():
             if time.monotonic() > deadline:
                 raise AssertionError("condition not reached in time")
