@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from typing import Any
 
 import httpx
@@ -101,3 +103,66 @@ async def test_changed_and_new_tags_and_repositories_are_copied_exactly(
     for repo, tags in changed.items():
         for tag, digest in tags.items():
             assert await target_digest(env, repo, tag) == digest
+
+
+async def target_catalog(env: MirrorEnv) -> list[str]:
+    async with httpx.AsyncClient(auth=("myorg+robot", "robot-secret-1")) as http:
+        return await images.catalog(http, env.target.url)
+
+
+async def test_filters_decide_what_reaches_the_target_and_vanished_repos_are_skipped(
+    mirror_env: MirrorEnv,
+) -> None:
+    env = mirror_env
+    await seed(env, {"app-a": ["1"], "app-b": ["1"], "app-legacy": ["1"], "other": ["1"]})
+    await env.create_config(repository_filters=["app-*", "!app-legacy"])
+    await env.start_worker()
+    first = await run_once(env)
+    assert first["sync_status"] == "SUCCESS"
+    assert await target_catalog(env) == ["myorg/app-a", "myorg/app-b"]
+    repos = {r["name"]: r for r in await env.repositories()}
+    assert repos["app-legacy"]["sync_status"] == "SKIP"
+    assert "'!app-legacy'" in repos["app-legacy"]["status_message"]
+    assert repos["other"]["sync_status"] == "SKIP"
+    assert repos["other"]["quay_repository"] is None
+
+    # The repository disappears from the source (as after a delete + garbage collection).
+    shutil.rmtree(env.source.storage_dir / "docker/registry/v2/repositories/src/app-b")
+    second = await run_once(env)
+    assert second["sync_status"] == "SUCCESS"
+    repos = {r["name"]: r for r in await env.repositories()}
+    assert repos["app-b"]["sync_status"] == "SKIP"
+    assert "No longer in the source" in repos["app-b"]["status_message"]
+    assert "myorg/app-b" in await target_catalog(env), "nothing is deleted in the target"
+    assert second["last_sync"]["repositories_total"] == 1
+
+
+async def break_tag(env: MirrorEnv, repo: str, tag: str) -> None:
+    """Delete one layer blob behind a tag: the manifest stays, copying it cannot work."""
+    async with httpx.AsyncClient() as http:
+        _, raw = await images.get_manifest(http, env.source.url, f"src/{repo}", tag)
+        layer = json.loads(raw)["layers"][0]["digest"]
+        response = await http.delete(f"{env.source.url}/v2/src/{repo}/blobs/{layer}")
+        assert response.status_code == 202, response.text
+
+
+async def test_a_failing_tag_fails_repository_and_config_but_the_rest_is_mirrored(
+    mirror_env: MirrorEnv,
+) -> None:
+    env = mirror_env
+    digests = await seed(env, {"app": ["good1", "bad", "good2"], "lib": ["1"]})
+    await break_tag(env, "app", "bad")
+    await env.create_config()
+    await env.start_worker()
+    config = await run_once(env)
+    assert config["sync_status"] == "FAIL"
+    assert config["last_sync"]["repositories_failed"] == 1
+    assert config["last_sync"]["tags_failed"] == 1
+    assert config["last_sync"]["tags_copied"] == 3
+    repos = {r["name"]: r for r in await env.repositories()}
+    assert repos["app"]["sync_status"] == "FAIL"
+    assert repos["app"]["status_message"].startswith("1 of 3 tags failed: bad: "), repos["app"]
+    assert repos["lib"]["sync_status"] == "SUCCESS"
+    for repo, tag in (("app", "good1"), ("app", "good2"), ("lib", "1")):
+        assert await target_digest(env, repo, tag) == digests[repo][tag]
+    assert await target_digest(env, "app", "bad") is None
