@@ -82,6 +82,7 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 def scope_for_path(path: str) -> str | None:
+    path = path.split("?", 1)[0]
     if path.rstrip("/") == "/v2/_catalog":
         return "registry:catalog:*"
     match = _REPO_PATH.match(path)
@@ -379,7 +380,13 @@ class RegistryClient:
             return response
         where = f"{_what(endpoint)} ({response.request.method} {path} → {status})"
         if status == 401:
-            raise RegistryAuthFailed(f"Authentication failed: {where}; check the credentials")
+            hint = (
+                "check the credentials"
+                if endpoint.username or endpoint.password
+                else "it needs credentials: set external_registry_username and "
+                "external_registry_password"
+            )
+            raise RegistryAuthFailed(f"Authentication failed: {where}; {hint}")
         if status == 403:
             raise RegistryForbidden(f"Access denied: {where}; the account lacks permission")
         if status == 404:

@@ -12,7 +12,12 @@ from typing import Any
 
 from app.errors import InvalidRequest
 from app.registry.client import ApiAuth, RegistryClient
-from app.registry.errors import RegistryError, RegistryNotFound, RegistryProtocolError
+from app.registry.errors import (
+    RegistryError,
+    RegistryForbidden,
+    RegistryNotFound,
+    RegistryProtocolError,
+)
 from app.registry.http import Endpoint
 from app.registry.ssrf import HostNotResolvable
 from app.statuses import RegistryType
@@ -59,7 +64,9 @@ def _items(body: Any, source: Source, key: str | None) -> list[dict[str, Any]]:
 
 async def list_harbor(client: RegistryClient, source: Source) -> list[str]:
     """Harbor API v2.0; follows ``Link: rel=next`` and keeps paging while pages come back full."""
-    auth: ApiAuth = "basic" if source.endpoint.username else None
+    # Always "basic": Harbor's REST API answers 401 without a registry challenge, so it
+    # must not enter the /v2 token flow; with no username no header is sent.
+    auth: ApiAuth = "basic"
     path = f"/api/v2.0/projects/{source.namespace}/repositories"
     names: list[str] = []
     for page in range(1, MAX_PAGES):
@@ -72,6 +79,13 @@ async def list_harbor(client: RegistryClient, source: Source) -> list[str]:
             raise NamespaceNotFound(
                 f"Project '{source.namespace}' not found on Harbor registry {source.endpoint.url}"
             ) from exc
+        except RegistryForbidden as exc:
+            # Harbor ≥ 2.0.1 answers 403 (not 404) for a project the account cannot see.
+            raise RegistryForbidden(
+                f"Access denied to project '{source.namespace}' on Harbor registry "
+                f"{source.endpoint.url}: the project does not exist or the account may not "
+                "read it"
+            ) from exc
         items = _items(body, source, None)
         names.extend(str(item.get("name", "")) for item in items)
         more = "next" in response.links or len(items) >= HARBOR_PAGE_SIZE
@@ -83,9 +97,9 @@ async def list_harbor(client: RegistryClient, source: Source) -> list[str]:
 async def list_quay(client: RegistryClient, source: Source) -> list[str]:
     """Quay API v1 ``/api/v1/repository?namespace=``, following ``next_page`` tokens."""
     token = source.endpoint.password
-    params: dict[str, str | int] = {"namespace": source.namespace}
-    if not token:
-        params["public"] = "true"
+    # public=true always: with a token Quay otherwise lists only repositories the token has
+    # explicit permissions on, and a public namespace would look empty.
+    params: dict[str, str | int] = {"namespace": source.namespace, "public": "true"}
     names: list[str] = []
     for _ in range(MAX_PAGES):
         body, _response = await client.get_json(

@@ -51,10 +51,16 @@ class MirrorEnv:
     workers: list[tuple[Worker, asyncio.Task[None], Runtime]] = field(default_factory=list)
     skopeo: SkopeoRunner = field(default_factory=SkopeoRunner)
 
-    async def start_worker(
-        self, *, own_runtime: bool = False, worker_id: str | None = None
-    ) -> Worker:
-        runtime = Runtime.build(self.settings) if own_runtime else self.runtime
+    async def start_worker(self, worker_id: str | None = None, **settings: Any) -> Worker:
+        """An in-process worker; setting overrides give it a runtime of its own (same DB)."""
+        runtime = self.runtime
+        if settings:
+            runtime = Runtime.assemble(
+                self.settings.model_copy(update=settings),
+                self.runtime.engine,
+                self.runtime.sessionmaker,
+            )
+            runtime.wakeup = self.runtime.wakeup
         worker = Worker(runtime, worker_id=worker_id, skopeo=self.skopeo, discovery_retry_delay=0.2)
         task = asyncio.create_task(worker.run())
         self.workers.append((worker, task, runtime))
@@ -64,8 +70,10 @@ class MirrorEnv:
         for worker, task, runtime in self.workers:
             worker.stop()
             await asyncio.wait_for(task, timeout=30)
-            if runtime is not self.runtime:
+            if runtime.engine is not self.runtime.engine:
                 await runtime.close()
+            elif runtime is not self.runtime:
+                await runtime.http.aclose()
         self.workers.clear()
 
     async def create_config(self, **overrides: Any) -> dict[str, Any]:
