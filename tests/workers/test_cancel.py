@@ -37,10 +37,14 @@ async def harbor_config(env: MirrorEnv, harbor: HarborEmulator, **extra: Any) ->
     )
 
 
-async def copies_running(env: MirrorEnv, minimum: int = 1) -> None:
+async def copies_running(env: MirrorEnv, minimum: int = 1, *, host: str | None = None) -> None:
+    """Wait until ``minimum`` repositories sync and as many skopeo copies run (in this
+    process's runner, or, with ``host``, any skopeo process copying from that host)."""
+
     async def started() -> bool:
         counts = (await env.config())["repo_sync_status_counts"]
-        return counts["SYNCING"] >= minimum and env.skopeo.processes_started >= minimum
+        copies = len(skopeo_processes(host)) if host else env.skopeo.processes_started
+        return counts["SYNCING"] >= minimum and copies >= minimum
 
     await env.wait_for(started, seconds=30)
 

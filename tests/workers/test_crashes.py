@@ -28,7 +28,8 @@ async def seed_many(env: MirrorEnv, repos: int, tags: int) -> None:
         await images.seed(http, env.source.url, [f"src/r{i:02d}" for i in range(repos)], tags)
 
 
-def worker_process(env: MirrorEnv, tmp_path: Path) -> subprocess.Popen[bytes]:
+def worker_process(env: MirrorEnv, tmp_path: Path, **extra: str) -> subprocess.Popen[bytes]:
+    """``orgmirror worker`` as its own process on the test's database and registries."""
     settings = env.settings
     environment = {
         "PATH": os.environ["PATH"],
@@ -41,10 +42,15 @@ def worker_process(env: MirrorEnv, tmp_path: Path) -> subprocess.Popen[bytes]:
         "ORGMIRROR_LEASE_SECONDS": "5",
         "ORGMIRROR_WORKER_POLL_INTERVAL": "0.5",
         "ORGMIRROR_WORKER_CONCURRENCY": "2",
+        **extra,
     }
     with (tmp_path / "worker.log").open("wb") as log:
         return subprocess.Popen(
-            [str(ORGMIRROR), "worker"], env=environment, stdout=log, stderr=subprocess.STDOUT
+            [str(ORGMIRROR), "worker"],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 
