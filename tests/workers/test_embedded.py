@@ -3,6 +3,7 @@ real HTTP, sync-now, then poll GET until the status is terminal."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -14,11 +15,20 @@ from tests.support.registry_server import RegistryServer
 from tests.support.service import OrgmirrorServer, clean_env, run_cli
 
 
-async def test_embedded_serve_mirrors_after_sync_now_and_polling(
+async def push(registry: RegistryServer) -> str:
+    async with httpx.AsyncClient() as http:
+        return await images.push_index(http, registry.url, "team/app", "1.0")
+
+
+async def target_digest(target: RegistryServer) -> str | None:
+    async with httpx.AsyncClient(auth=(ROBOT_USER, ROBOT_PASSWORD)) as http:
+        return await images.manifest_digest(http, target.url, "myorg/app", "1.0")
+
+
+def test_embedded_serve_mirrors_after_sync_now_and_polling(
     tmp_path: Path, registry: RegistryServer, auth_registry: RegistryServer
 ) -> None:
-    async with httpx.AsyncClient() as http:
-        digest = await images.push_index(http, registry.url, "team/app", "1.0")
+    digest = asyncio.run(push(registry))
     env = clean_env(
         tmp_path,
         ORGMIRROR_SSRF_ALLOWED_HOSTS="127.0.0.1",
@@ -60,6 +70,5 @@ async def test_embedded_serve_mirrors_after_sync_now_and_polling(
                 time.sleep(0.2)
     assert status["sync_status"] == "SUCCESS", status
     assert status["last_sync"]["tags_copied"] == 1
-    async with httpx.AsyncClient(auth=(ROBOT_USER, ROBOT_PASSWORD)) as http:
-        assert await images.manifest_digest(http, auth_registry.url, "myorg/app", "1.0") == digest
+    assert asyncio.run(target_digest(auth_registry)) == digest
     assert ROBOT_PASSWORD not in server.stdout + server.stderr
