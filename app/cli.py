@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +12,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import migrations
+from app import ci, logs, migrations
 from app.config import ConfigurationError, Settings, get_settings
 from app.errors import AppError
 from app.runtime import Runtime
@@ -68,18 +67,28 @@ def serve(
         f"target registry: {settings.target_registry}\n"
         "orgmirror: get a token with:  orgmirror token admin"
     )
-    _configure_logging()
+    _configure_logging(settings)
     app = create_app(settings=settings, with_worker=worker)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 @cli.command()
-def worker() -> None:
+def worker(
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address for --metrics-port.")] = "127.0.0.1",
+) -> None:
     """Run a mirror worker (any number of them may share one PostgreSQL database)."""
+    from prometheus_client import start_http_server
+
+    from app.metrics import REGISTRY
     from app.workers.worker import Worker
 
     settings = _settings()
-    _configure_logging()
+    _configure_logging(settings)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_host, registry=REGISTRY)
 
     async def run() -> None:
         runtime = Runtime.build(settings)
@@ -95,8 +104,31 @@ def worker() -> None:
     asyncio.run(run())
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+@cli.command("sync-now")
+def sync_now(
+    org: Annotated[str, typer.Argument(help="The organization whose mirror to sync.")],
+    url: Annotated[
+        str, typer.Option(envvar="ORGMIRROR_URL", help="Base URL of the orgmirror API.")
+    ] = "http://127.0.0.1:8080",
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="ORGMIRROR_TOKEN", help="Bearer token (or ORGMIRROR_TOKEN)."),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the run until it ends.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait at most.", min=1)] = 3600,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.", min=0.1)] = 2.0,
+) -> None:
+    """Trigger a sync (coalesced) and, with --wait, follow it: exit 0 on SUCCESS, 1 on FAIL,
+    2 on CANCEL, 3 on timeout, 4 when the API refuses or cannot be reached."""
+    if not token:
+        typer.secho("error: no token: pass --token or set ORGMIRROR_TOKEN", fg="red", err=True)
+        raise typer.Exit(ci.EXIT_ERROR)
+    options = ci.Follow(url, org, token, wait, timeout, interval)
+    raise typer.Exit(ci.run(options, echo=typer.echo))
+
+
+def _configure_logging(settings: Settings) -> None:
+    logs.configure(log_format=settings.log_format, level=settings.log_level)
 
 
 @cli.command()

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     target_recheck_every: int = Field(default=24, ge=1)
     copy_attempts: int = Field(default=3, ge=1, le=10)
     skopeo_path: str = "skopeo"
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
 
     @field_validator("superusers", "ssrf_allowed_hosts", "jwt_algorithms", mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app import __version__
 from app.config import Settings, get_settings
 from app.errors import AppError, InvalidToken, api_error_body
-from app.routers import docs, mirror, organizations
+from app.routers import docs, health, mirror, organizations
 from app.runtime import Runtime
 from app.schemas.mirror import OrgMirrorConfigCreate, OrgMirrorConfigUpdate
 from app.schemas.organization import OrganizationCreate, RobotPut
@@ -175,6 +175,7 @@ def create_app(
     app.add_middleware(CatchAllErrors)
     app.include_router(mirror.router)
     app.include_router(organizations.router)
+    app.include_router(health.router)
     app.include_router(docs.build_router(app.title))
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
     return app

@@ -36,6 +36,12 @@ def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
 
 
+def head_revision() -> str | None:
+    """The newest migration the code knows (read from the scripts, no database needed)."""
+    config = Config(str(ROOT / "alembic.ini"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 async def current_revision(url: str) -> tuple[str | None, str | None]:
     """(the database's revision, the code's head)."""
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from app import migrations
 from app.config import Settings
 from app.db import create_engine, create_sessionmaker
 from app.registry.client import RegistryClient
@@ -26,6 +27,7 @@ class Runtime:
     http: HttpClients
     registry: RegistryClient
     wakeup: Wakeup
+    schema_head: str | None = None
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -54,6 +56,7 @@ class Runtime:
             http=http,
             registry=RegistryClient(http, ssrf=ssrf),
             wakeup=Wakeup(),
+            schema_head=migrations.head_revision(),
         )
 
     async def close(self) -> None:

@@ -53,6 +53,7 @@ class OrgMirrorConfig(Base):
     run_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     run_count: Mapped[int] = mapped_column(Integer, default=0)
     last_sync: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class MirrorRepository(Base):

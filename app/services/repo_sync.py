@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.db import utcnow
 from app.errors import InvalidRequest
 from app.registry.client import RegistryClient
@@ -196,6 +197,9 @@ async def _copy(ctx: SyncContext, job: RepoJob, source_repo: str, tag: str) -> s
             result.ok,
             result.seconds,
         )
+        metrics.SKOPEO_SECONDS.labels(outcome="ok" if result.ok else "failed").observe(
+            result.seconds
+        )
         if result.ok:
             return None
         reason = result.reason()
@@ -257,6 +261,10 @@ async def _record(
                 now=now,
             )
         await session.commit()
+    metrics.REPOSITORIES.labels(status=values["sync_status"].value).inc()
+    metrics.TAGS.labels(result="copied").inc(len(outcome.copied))
+    metrics.TAGS.labels(result="skipped").inc(len(outcome.skipped))
+    metrics.TAGS.labels(result="failed").inc(len(outcome.failed))
     log.info(
         "repository done: org=%s repo=%s status=%s tags=%d copied=%d skipped=%d failed=%d",
         job.org,

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app import metrics
 from app.db import utcnow
 from app.errors import InvalidRequest
 from app.registry.client import RegistryClient
@@ -184,6 +185,7 @@ async def _discovery_failed(ctx: RunContext, config_id: int, org_name: str, mess
             values["last_sync"] = _summary(
                 config.run_started_at or now, now, SyncStatus.FAIL, {}, message
             )
+            metrics.RUNS.labels(status=SyncStatus.FAIL.value).inc()
             log.error("run failed: org=%s: %s", org_name, message)
         if await runs_repo.end_run_early(session, config_id=config_id, me=ctx.me, values=values):
             if remaining <= 0:
@@ -250,6 +252,8 @@ async def finalize_if_done(ctx: RunContext, config_id: int) -> bool:
         )
         values["sync_status"] = SyncStatus.SYNC_NOW if config.follow_up_requested else status
         values["last_sync"] = _summary(config.run_started_at or now, now, status, totals)
+        if status == SyncStatus.SUCCESS:
+            values["last_success_at"] = now
         await runs_repo.update_config(session, config_id=config_id, values=values)
         await _audit_outcome(session, org_name, status, None, totals)
         await runs_repo.notify_workers(session)

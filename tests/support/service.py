@@ -21,7 +21,7 @@ from typing import Self
 import httpx
 
 ORGMIRROR = Path(sys.executable).with_name("orgmirror")
-READY_PATH = "/openapi.json"
+READY_PATH = "/readyz"
 
 
 def clean_env(home: Path, **settings: str) -> dict[str, str]:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 62c15929f77a
+Revision ID: cd82cd75e970
 Revises: 
-Create Date: 2026-12-04 21:15:19.600818+00:00
+Create Date: 2026-12-04 21:35:42.739548+00:00
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '62c15929f77a'
+revision: str = 'cd82cd75e970'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -91,6 +91,7 @@ def upgrade() -> None:
     sa.Column('run_started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('run_count', sa.Integer(), nullable=False),
     sa.Column('last_sync', sa.JSON(), nullable=True),
+    sa.Column('last_success_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['org_id'], ['organizations.id'], name=op.f('fk_org_mirror_configs_org_id_organizations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['robot_id'], ['robot_accounts.id'], name=op.f('fk_org_mirror_configs_robot_id_robot_accounts'), ondelete='RESTRICT'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_org_mirror_configs')),
