@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic.config import Config
@@ -15,14 +16,23 @@ from app.db import create_engine
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def alembic_ini() -> Path:
+    """Where the migrations are: ``ORGMIRROR_ALEMBIC_INI``, the source checkout, or the
+    working directory (the container image sets the variable)."""
+    candidates = [Path(p) for p in (os.environ.get("ORGMIRROR_ALEMBIC_INI"),) if p]
+    candidates += [ROOT / "alembic.ini", Path.cwd() / "alembic.ini"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise RuntimeError(
+        "alembic.ini not found (looked at "
+        + ", ".join(str(c) for c in candidates)
+        + "): run orgmirror from its source checkout, or set ORGMIRROR_ALEMBIC_INI"
+    )
+
+
 def alembic_config(url: str) -> Config:
-    ini = ROOT / "alembic.ini"
-    if not ini.exists():
-        raise RuntimeError(
-            f"alembic.ini not found at {ini}: run orgmirror from its source checkout "
-            "(pip install -e .) or the container image"
-        )
-    config = Config(str(ini))
+    config = Config(str(alembic_ini()))
     config.attributes["url"] = url
     config.attributes["configure_logging"] = False
     return config
@@ -38,7 +48,7 @@ def downgrade(url: str, revision: str = "base") -> None:
 
 def head_revision() -> str | None:
     """The newest migration the code knows (read from the scripts, no database needed)."""
-    config = Config(str(ROOT / "alembic.ini"))
+    config = Config(str(alembic_ini()))
     return ScriptDirectory.from_config(config).get_current_head()
 
 

@@ -70,3 +70,18 @@ async def test_upgrade_matches_models_and_downgrade_removes_everything(empty_dat
     tables, diff = await _inspect(empty_database)
     assert tables >= TABLES
     assert diff == []
+
+
+def test_alembic_ini_is_found_outside_the_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container image installs the package as a wheel and points at the migrations."""
+    monkeypatch.setattr(migrations, "ROOT", tmp_path / "site-packages")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ORGMIRROR_ALEMBIC_INI", raising=False)
+    with pytest.raises(RuntimeError, match="ORGMIRROR_ALEMBIC_INI"):
+        migrations.alembic_ini()
+    real = Path(__file__).resolve().parent.parent / "alembic.ini"
+    monkeypatch.setenv("ORGMIRROR_ALEMBIC_INI", str(real))
+    assert migrations.alembic_ini() == real
+    assert migrations.head_revision() is not None
