@@ -80,8 +80,8 @@ class CopyResult:
 
     @property
     def transient(self) -> bool:
-        if self.timed_out:
-            return True
+        if self.timed_out or (self.returncode is not None and self.returncode < 0):
+            return True  # timed out, or killed by a signal (OOM killer, an operator)
         text = self.stderr.lower()
         return any(marker in text for marker in TRANSIENT_MARKERS)
 
@@ -89,6 +89,8 @@ class CopyResult:
         """The useful last line of stderr (skopeo prints the cause last)."""
         if self.timed_out:
             return f"skopeo timed out after {self.seconds:.0f}s and was killed"
+        if self.returncode is not None and self.returncode < 0:
+            return f"skopeo was killed by signal {-self.returncode}"
         lines = [line.strip() for line in self.stderr.strip().splitlines() if line.strip()]
         last = lines[-1] if lines else f"skopeo exited with status {self.returncode}"
         return last.removeprefix('time="').split('msg="')[-1].rstrip('"')[:500]

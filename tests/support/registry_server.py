@@ -205,6 +205,18 @@ class RegistryServer:
                 raise
         raise AssertionError("unreachable")
 
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop and start again on the same port and storage (a registry restart or a short
+        outage, as clients see it). The access log starts afresh with the new process."""
+        self.stop(cleanup=False)
+        time.sleep(down_seconds)
+        self._spawn()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop(cleanup=False)
+            raise
+
     def stop(self, *, cleanup: bool = True) -> None:
         """Terminate, then kill, the process; remove the work dir if we created it."""
         process, self._process = self._process, None
