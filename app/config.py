@@ -109,6 +109,11 @@ def complete_settings(settings: Settings) -> Settings:
     has_jwt_key = bool(
         settings.jwt_secret or settings.jwt_public_key_file or settings.jwt_jwks_file
     )
+    if settings.target_kind == "quay" and settings.target_api_token is None:
+        raise ConfigurationError(
+            "ORGMIRROR_TARGET_KIND=quay needs ORGMIRROR_TARGET_API_TOKEN (a Quay OAuth token "
+            "with repo:create) to create repositories before pushing"
+        )
     if settings.embedded:
         generated = _generated_secrets(settings.data_dir)
         updates: dict[str, object] = {}

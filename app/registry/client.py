@@ -116,8 +116,7 @@ def translate_transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> 
         if isinstance(cause, ssl.SSLError):
             return RegistryTlsError(
                 f"TLS failure talking to {where}: {cause.__class__.__name__}: "
-                f"{getattr(cause, 'reason', None) or cause}; check the certificate or set "
-                "external_registry_config.verify_tls"
+                f"{getattr(cause, 'reason', None) or cause}; {endpoint.tls_hint}"
             )
         if isinstance(cause, OSError) and "Name or service not known" in str(cause):
             break
@@ -316,8 +315,8 @@ class RegistryClient:
         if scheme == "basic":
             if endpoint.username is None:
                 raise RegistryAuthFailed(
-                    f"Authentication failed: {_what(endpoint)} requires credentials; set "
-                    "external_registry_username and external_registry_password"
+                    f"Authentication failed: {_what(endpoint)} requires credentials; "
+                    f"{endpoint.credentials_hint}"
                 )
             self._basic_registries.add(endpoint.url)
             return scope or ""
@@ -348,6 +347,8 @@ class RegistryClient:
             verify_tls=endpoint.verify_tls,
             ca_file=endpoint.ca_file,
             proxy=endpoint.proxy,
+            credentials_hint=endpoint.credentials_hint,
+            tls_hint=endpoint.tls_hint,
         )
         await self.check_endpoint(realm_endpoint)
         query = {k: v for k, v in {"service": service, "scope": scope}.items() if v}
@@ -363,7 +364,7 @@ class RegistryClient:
                 + (
                     f"the credentials of '{endpoint.username}'"
                     if endpoint.username
-                    else "anonymous access; set external_registry_username and password"
+                    else f"anonymous access; {endpoint.credentials_hint}"
                 )
             )
         self._check(realm_endpoint, realm, response)
@@ -383,8 +384,7 @@ class RegistryClient:
             hint = (
                 "check the credentials"
                 if endpoint.username or endpoint.password
-                else "it needs credentials: set external_registry_username and "
-                "external_registry_password"
+                else f"it needs credentials: {endpoint.credentials_hint}"
             )
             raise RegistryAuthFailed(f"Authentication failed: {where}; {hint}")
         if status == 403:

@@ -34,6 +34,9 @@ class Endpoint:
     verify_tls: bool = True
     ca_file: str | None = None
     proxy: ProxySettings = field(default_factory=ProxySettings)
+    # What a user should change when credentials or TLS fail (the caller knows the context).
+    credentials_hint: str = "set external_registry_username and external_registry_password"
+    tls_hint: str = "check the certificate or set external_registry_config.verify_tls"
 
     @property
     def host(self) -> str:

@@ -12,6 +12,8 @@ from app.registry.client import RegistryClient
 from app.registry.errors import RegistryError
 from app.registry.http import Endpoint
 
+TARGET_TLS_HINT = "check ORGMIRROR_CA_FILE or ORGMIRROR_TARGET_TLS_VERIFY"
+
 
 @dataclass(frozen=True)
 class TargetRegistry:
@@ -63,6 +65,8 @@ class TargetRegistry:
             password=password,
             verify_tls=self.tls_verify,
             ca_file=self.ca_file,
+            credentials_hint=f"check the token of robot '{username}' (PUT .../robots/...)",
+            tls_hint=TARGET_TLS_HINT,
         )
 
     def reference(self, org: str, repository: str, tag: str) -> str:
@@ -80,6 +84,8 @@ async def ensure_quay_repository(
         password=target.api_token,
         verify_tls=target.tls_verify,
         ca_file=target.ca_file,
+        credentials_hint="set ORGMIRROR_TARGET_API_TOKEN",
+        tls_hint=TARGET_TLS_HINT,
     )
     body = {
         "namespace": org,
@@ -93,4 +99,9 @@ async def ensure_quay_repository(
     except RegistryError as exc:
         if "already exists" in exc.detail.lower():
             return
-        raise
+        raise exc.__class__(
+            f"Quay API {endpoint.url}/api/v1/repository could not create {org}/{repository}: "
+            f"{exc.detail}; check ORGMIRROR_TARGET_API_TOKEN (it needs repo:create and admin "
+            f"or creator rights in '{org}')",
+            retry_after=exc.retry_after,
+        ) from exc

@@ -108,13 +108,16 @@ async def sync_repository(ctx: SyncContext, claim: RepoClaim) -> None:
     source_repo = f"{job.source.namespace}/{claim.name}"
     try:
         await ctx.registry.check_endpoint(job.source.endpoint)
-        await ensure_quay_repository(
-            ctx.registry,
-            ctx.target,
-            org=job.org,
-            repository=claim.name,
-            visibility=job.visibility,
-        )
+        if not job.known or job.recheck:
+            # Only a repository we never mirrored into (or a periodic recheck) can be missing
+            # in the target: unchanged runs send nothing to Quay's API either.
+            await ensure_quay_repository(
+                ctx.registry,
+                ctx.target,
+                org=job.org,
+                repository=claim.name,
+                visibility=job.visibility,
+            )
         tags = await ctx.registry.list_tags(job.source.endpoint, source_repo)
     except (RegistryError, InvalidRequest) as exc:
         await _record(ctx, job, [], TagOutcome(), failure=exc.detail)

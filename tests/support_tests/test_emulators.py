@@ -507,3 +507,246 @@ async def test_tls_emulator_serves_api_and_realm_over_https(
     assert parse_challenge(challenge.headers["www-authenticate"])[1]["realm"] == (
         f"{tls_harbor.url}/service/token"
     )
+
+
+# --- Quay repository creation (createRepo, getRepo) and the push rule ---------------------------
+
+QUAY_OWNER = "owner"
+
+
+@pytest.fixture
+def owner_token(quay: QuayEmulator, quay_org: str) -> str:
+    """An OAuth token (every scope) of `owner`, an administrator of `myorg`."""
+    org = quay.orgs[quay_org]
+    org.admins.add(QUAY_OWNER)
+    org.members.add(QUAY_OWNER)
+    return quay.add_token(QUAY_OWNER)
+
+
+async def _create(
+    client: httpx.AsyncClient, quay: QuayEmulator, token: str | None, body: object
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return await client.post(f"{quay.url}/api/v1/repository", json=body, headers=headers)
+
+
+def _new_repo(name: str = "app", visibility: str = "private", **extra: str) -> dict[str, str]:
+    return {
+        "namespace": "myorg",
+        "repository": name,
+        "visibility": visibility,
+        "description": "made by a test",
+        **extra,
+    }
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+async def test_quay_creates_a_repository_that_keeps_its_visibility(
+    visibility: str,
+    quay: QuayEmulator,
+    owner_token: str,
+    registry_client: httpx.AsyncClient,
+) -> None:
+    headers = {"Authorization": f"Bearer {owner_token}"}
+
+    created = await _create(registry_client, quay, owner_token, _new_repo("team/app", visibility))
+    shown = await registry_client.get(f"{quay.url}/api/v1/repository/myorg/team/app")
+    listed = await registry_client.get(
+        f"{quay.url}/api/v1/repository", params={"namespace": "myorg"}, headers=headers
+    )
+
+    assert created.status_code == 201
+    assert created.json() == {"namespace": "myorg", "name": "team/app", "kind": "image"}
+    public = visibility == "public"
+    if public:
+        assert shown.status_code == 200
+        assert shown.json()["is_public"] is True
+        assert shown.json()["description"] == "made by a test"
+    else:
+        assert shown.status_code == 401, "a private repository is hidden from anonymous callers"
+    as_owner = await registry_client.get(
+        f"{quay.url}/api/v1/repository/myorg/team/app", headers=headers
+    )
+    assert (as_owner.json()["is_public"], as_owner.json()["can_admin"]) == (public, True)
+    assert [(r["name"], r["is_public"]) for r in listed.json()["repositories"]] == [
+        ("team/app", public)
+    ]
+    assert quay.repositories["myorg/team/app"].created_by == QUAY_OWNER
+
+
+async def test_quay_answers_repository_already_exists_for_created_and_seeded_ones(
+    quay: QuayEmulator, owner_token: str, registry_client: httpx.AsyncClient
+) -> None:
+    await _seed(registry_client, quay, ["myorg/seeded"])
+    first = await _create(registry_client, quay, owner_token, _new_repo("app"))
+
+    again = await _create(registry_client, quay, owner_token, _new_repo("app", "public"))
+    seeded = await _create(registry_client, quay, owner_token, _new_repo("seeded"))
+
+    assert first.status_code == 201
+    assert again.status_code == seeded.status_code == 400
+    assert again.json() == {
+        "detail": "Repository already exists",
+        "error_message": "Repository already exists",
+        "error_type": "invalid_request",
+        "title": "invalid_request",
+        "type": f"{quay.url}/api/v1/error/invalid_request",
+        "status": 400,
+    }
+    assert seeded.json()["error_message"] == "Repository already exists"
+    assert quay.is_public("myorg/app") is False, "a refused create changes nothing"
+
+
+@pytest.mark.parametrize(
+    ("who", "namespace", "status", "error_type"),
+    [
+        ("member", "myorg", 403, "insufficient_scope"),
+        ("no-create-scope", "myorg", 403, "insufficient_scope"),
+        ("owner", "ghost", 403, "insufficient_scope"),
+        ("bad-token", "myorg", 401, "invalid_token"),
+        ("anonymous", "myorg", 401, "invalid_token"),
+    ],
+)
+async def test_quay_create_needs_create_rights_in_the_namespace(
+    who: str,
+    namespace: str,
+    status: int,
+    error_type: str,
+    quay: QuayEmulator,
+    owner_token: str,
+    registry_client: httpx.AsyncClient,
+) -> None:
+    tokens = {
+        "member": quay.add_token("alice"),
+        "no-create-scope": quay.add_token(QUAY_OWNER, scopes={"repo:read", "repo:write"}),
+        "owner": owner_token,
+        "bad-token": "not-a-token",
+        "anonymous": None,
+    }
+
+    response = await _create(
+        registry_client, quay, tokens[who], _new_repo("app", namespace=namespace)
+    )
+
+    assert response.status_code == status
+    assert response.json()["error_type"] == error_type
+    assert quay.repositories == {}
+
+
+async def test_quay_creators_and_users_at_home_may_create(
+    quay: QuayEmulator, quay_org: str, registry_client: httpx.AsyncClient
+) -> None:
+    quay.orgs[quay_org].creators.add("carol")
+    quay.orgs[quay_org].members.add("carol")
+    carol = quay.add_token("carol")
+    body = _new_repo("tool")
+    del body["namespace"]  # the caller's own namespace
+
+    in_org = await _create(registry_client, quay, carol, _new_repo("app"))
+    at_home = await _create(registry_client, quay, carol, body)
+
+    assert in_org.status_code == at_home.status_code == 201
+    assert at_home.json()["namespace"] == "carol"
+    assert sorted(quay.repositories) == ["carol/tool", "myorg/app"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"namespace": "myorg", "repository": "app", "visibility": "private"},
+         "'description' is a required property"),
+        (_new_repo("app", "secret"), "\"secret\" is not one of ['public', 'private']"),
+        (_new_repo("Bad Name"), "Invalid repository name"),
+        (_new_repo("app", repo_kind="helm"),
+         "\"helm\" is not one of ['image', 'application', None]"),
+    ],
+    ids=["missing-description", "bad-visibility", "bad-name", "bad-kind"],
+)  # fmt: skip
+async def test_quay_create_validates_the_body(
+    body: dict[str, str],
+    message: str,
+    quay: QuayEmulator,
+    owner_token: str,
+    registry_client: httpx.AsyncClient,
+) -> None:
+    response = await _create(registry_client, quay, owner_token, body)
+
+    assert response.status_code == 400
+    assert response.json()["error_message"] == message
+    assert quay.repositories == {}
+
+
+async def test_quay_get_repository_hides_private_ones_and_404s_missing_ones(
+    quay: QuayEmulator, owner_token: str, registry_client: httpx.AsyncClient
+) -> None:
+    await _create(registry_client, quay, owner_token, _new_repo("closed"))
+    quay.add_user("mallory")
+    mallory = {"Authorization": f"Bearer {quay.add_token('mallory')}"}
+    alice = {"Authorization": f"Bearer {quay.add_token('alice')}"}
+
+    async def status(path: str, headers: dict[str, str]) -> int:
+        url = f"{quay.url}/api/v1/repository/{path}"
+        return (await registry_client.get(url, headers=headers)).status_code
+
+    assert await status("myorg/closed", alice) == 200
+    assert await status("myorg/closed", mallory) == 403
+    assert await status("myorg/closed", {}) == 401
+    assert await status("myorg/missing", alice) == 404
+
+
+async def _copy_into_quay(
+    quay: QuayEmulator, source: RegistryServer, tmp_path: Path
+) -> tuple[int, str]:
+    authfile = write_authfile(tmp_path / "dst.json", {quay.host: ("myorg+bot", "robot-token")})
+    result = await skopeo(
+        "copy", "--all", "--preserve-digests",
+        "--src-tls-verify=false", "--dest-tls-verify=false", "--dest-authfile", str(authfile),
+        f"docker://{source.host}/src/app:v1", f"docker://{quay.host}/myorg/app:v1",
+    )  # fmt: skip
+    return result.returncode, result.stderr
+
+
+async def test_a_robot_may_push_only_into_a_repository_created_first(
+    quay: QuayEmulator,
+    owner_token: str,
+    registry: RegistryServer,
+    registry_client: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    digest = await push_image(registry_client, registry.url, "src/app", "v1")
+
+    refused, stderr = await _copy_into_quay(quay, registry, tmp_path)
+    push_grants = [g.actions for t in quay.tokens.issued for g in t.granted if "push" in g.actions]
+    created_by_push = "myorg/app" in quay.repositories
+    created = await _create(registry_client, quay, owner_token, _new_repo("app"))
+    accepted, _ = await _copy_into_quay(quay, registry, tmp_path)
+
+    assert refused != 0
+    assert "unauthorized" in stderr or "denied" in stderr, stderr
+    assert push_grants == [], "the realm must downscope the robot's push to pull"
+    assert not created_by_push, "a robot's push creates nothing"
+    assert created.status_code == 201
+    assert accepted == 0
+    stored = await manifest_digest(
+        registry_client, quay.registry.url, "myorg/app", "v1", auth=quay.backdoor()
+    )
+    assert stored == digest
+
+
+async def test_a_creator_push_creates_the_repository_like_quay_push_to_create(
+    quay: QuayEmulator, quay_org: str, registry_client: httpx.AsyncClient
+) -> None:
+    quay.orgs[quay_org].creators.add("alice")
+
+    digest = await push_image(
+        registry_client, quay.url, "myorg/fresh", "v1", auth=RegistryAuth("alice", "alice-pw")
+    )
+
+    assert quay.repositories["myorg/fresh"].created_by == "alice"
+    assert quay.is_public("myorg/fresh") is False
+    assert (
+        await manifest_digest(
+            registry_client, quay.url, "myorg/fresh", "v1", auth=RegistryAuth("alice", "alice-pw")
+        )
+        == digest
+    )
