@@ -160,3 +160,12 @@ def test_embedded_mode_generates_secrets_once(tmp_path: Path) -> None:
     assert second.jwt_secret is not None
     assert first.jwt_secret.get_secret_value() == second.jwt_secret.get_secret_value()
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_quay_target_requires_an_api_token(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="ORGMIRROR_TARGET_API_TOKEN"):
+        complete_settings(Settings(data_dir=tmp_path, target_kind="quay"))
+    ok = complete_settings(
+        Settings(data_dir=tmp_path, target_kind="quay", target_api_token=SecretStr("t"))
+    )
+    assert ok.target_kind == "quay"
