@@ -9,6 +9,7 @@ separate processes do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -156,27 +157,16 @@ async def source(registry_factory: Callable[..., RegistryServer]) -> RegistrySer
     return registry_factory()
 
 
-@pytest.fixture
-async def mirror_env(
-    database_url: str,
-    source: RegistryServer,
-    auth_registry: RegistryServer,
-    tmp_path: Path,
+@contextlib.asynccontextmanager
+async def open_mirror_env(
+    settings: Settings, source: RegistryServer, target: RegistryServer
 ) -> AsyncIterator[MirrorEnv]:
-    settings = make_settings(
-        database_url,
-        tmp_path,
-        target_registry=f"http://{auth_registry.host}",
-        worker_poll_interval=0.5,
-        lease_seconds=5,
-        worker_concurrency=4,
-    )
-    engine = create_engine(database_url)
+    """API client + Runtime on ``settings``, with org ``myorg`` and its robot created."""
+    engine = create_engine(settings.effective_database_url)
     runtime = Runtime.assemble(settings, engine, create_sessionmaker(engine))
-    app = create_app(runtime=runtime)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        env = MirrorEnv(settings, runtime, client, source, auth_registry)
+        env = MirrorEnv(settings, runtime, client, source, target)
         org = await client.post("/api/v1/organization/", json={"name": ORG}, headers=auth())
         assert org.status_code == 201, org.text
         robot = await client.put(
@@ -190,3 +180,28 @@ async def mirror_env(
         finally:
             await env.stop_workers()
             await runtime.close()
+
+
+def worker_settings(database_url: str, tmp_path: Path, **overrides: Any) -> Settings:
+    """Fast leases and polls, so takeovers and fallbacks happen within a test's patience."""
+    values: dict[str, Any] = {
+        "worker_poll_interval": 0.5,
+        "lease_seconds": 5,
+        "worker_concurrency": 4,
+        **overrides,
+    }
+    return make_settings(database_url, tmp_path, **values)
+
+
+@pytest.fixture
+async def mirror_env(
+    database_url: str,
+    source: RegistryServer,
+    auth_registry: RegistryServer,
+    tmp_path: Path,
+) -> AsyncIterator[MirrorEnv]:
+    settings = worker_settings(
+        database_url, tmp_path, target_registry=f"http://{auth_registry.host}"
+    )
+    async with open_mirror_env(settings, source, auth_registry) as env:
+        yield env

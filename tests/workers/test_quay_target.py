@@ -16,16 +16,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.db import create_engine, create_sessionmaker
-from app.main import create_app
-from app.runtime import Runtime
-from tests.conftest import auth, make_settings
 from tests.support import images
 from tests.support.fixtures import ROBOT_PASSWORD, ROBOT_USER
 from tests.support.quay import QuayEmulator
 from tests.support.registry_auth import RegistryAuth
 from tests.support.registry_server import RegistryServer
-from tests.workers.conftest import ORG, ROBOT, MirrorEnv
+from tests.workers.conftest import ORG, MirrorEnv, open_mirror_env, worker_settings
 
 API_ADMIN = "mirror-admin"
 API_TOKEN = "quay-api-token-1"
@@ -47,34 +43,15 @@ async def quay_env(
     database_url: str, source: RegistryServer, quay_target: QuayEmulator, tmp_path: Path
 ) -> AsyncIterator[MirrorEnv]:
     """`mirror_env`, but the target is the Quay emulator reached over plain HTTP."""
-    settings = make_settings(
+    settings = worker_settings(
         database_url,
         tmp_path,
         target_registry=f"http://{quay_target.host}",
         target_kind="quay",
         target_api_token=SecretStr(API_TOKEN),
-        worker_poll_interval=0.5,
-        lease_seconds=5,
-        worker_concurrency=4,
     )
-    engine = create_engine(database_url)
-    runtime = Runtime.assemble(settings, engine, create_sessionmaker(engine))
-    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        env = MirrorEnv(settings, runtime, client, source, quay_target.registry)
-        org = await client.post("/api/v1/organization/", json={"name": ORG}, headers=auth())
-        assert org.status_code == 201, org.text
-        robot = await client.put(
-            f"/api/v1/organization/{ORG}/robots/{ROBOT}",
-            json={"token": ROBOT_PASSWORD},
-            headers=auth(),
-        )
-        assert robot.status_code == 201, robot.text
-        try:
-            yield env
-        finally:
-            await env.stop_workers()
-            await runtime.close()
+    async with open_mirror_env(settings, source, quay_target.registry) as env:
+        yield env
 
 
 async def seed(env: MirrorEnv, repos: dict[str, list[str]]) -> dict[str, dict[str, str]]:
