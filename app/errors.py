@@ -48,11 +48,11 @@ class NotFound(AppError):
     title = "not_found"
 
 
-class NotImplementedYet(AppError):
-    """A documented operation whose implementation has not landed yet (501)."""
+class NotReady(AppError):
+    """The service cannot serve yet: database unreachable or schema behind the code (503)."""
 
-    status = 501
-    title = "not_implemented"
+    status = 503
+    title = "not_ready"
 
 
 def api_error_body(*, status: int, title: str, detail: str, base_url: str) -> dict[str, str | int]:

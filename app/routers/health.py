@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.deps import RuntimeDep, SessionDep
 from app.metrics import REGISTRY
+from app.routers.responses import errors
 from app.services import health
 
 router = APIRouter(tags=["operations"])
@@ -23,17 +23,11 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     operation_id="readyz",
     response_model=dict[str, str],
-    responses={503: {"description": "Database unreachable or schema not migrated"}},
+    responses=errors(503, e503="Database unreachable or schema not migrated"),
 )
-async def readyz(session: SessionDep, runtime: RuntimeDep) -> JSONResponse:
+async def readyz(session: SessionDep, runtime: RuntimeDep) -> dict[str, str]:
     """Ready to serve: the database answers and its schema is at the latest migration."""
-    state = await health.readiness(session, head=runtime.schema_head)
-    body = {
-        "status": "ready" if state.ready else "not ready",
-        "database": state.database,
-        "migrations": state.migrations,
-    }
-    return JSONResponse(body, status_code=200 if state.ready else 503)
+    return await health.require_ready(session, head=runtime.schema_head)
 
 
 @router.get("/metrics", operation_id="metrics", response_class=Response)

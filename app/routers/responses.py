@@ -11,7 +11,7 @@ _DESCRIPTIONS = {
     401: "Missing, malformed, badly signed or expired token",
     403: "Token lacks org:admin, or the caller does not administer this organization",
     404: "Not found",
-    501: "Not implemented yet",
+    503: "Not ready",
 }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import metrics
+from app.errors import NotReady
 from app.repositories import health as health_repo
 from app.statuses import CONFIG_STATUSES, REPOSITORY_STATUSES
 
@@ -29,6 +30,13 @@ async def readiness(session: AsyncSession, *, head: str | None) -> Readiness:
     return Readiness(
         False, "ok", f"database at {current or 'no schema'}, code at {head}: run orgmirror migrate"
     )
+
+
+async def require_ready(session: AsyncSession, *, head: str | None) -> dict[str, str]:
+    state = await readiness(session, head=head)
+    if not state.ready:
+        raise NotReady(f"Not ready: database {state.database}; migrations {state.migrations}")
+    return {"status": "ready", "database": state.database, "migrations": state.migrations}
 
 
 async def refresh_gauges(session: AsyncSession) -> None:

@@ -41,7 +41,8 @@ async def test_readyz_says_to_migrate_an_empty_database(tmp_path: Path) -> None:
     finally:
         await runtime.close()
     assert response.status_code == 503
-    assert "run orgmirror migrate" in response.json()["migrations"]
+    assert response.json()["title"] == "not_ready"
+    assert "run orgmirror migrate" in response.json()["detail"]
 
 
 async def test_metrics_expose_counters_and_database_gauges(
