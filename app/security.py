@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from jose import JWTError, jwt
-from jose.exceptions import ExpiredSignatureError, JWTClaimsError
+from jose import jwt
+from jose.exceptions import ExpiredSignatureError, JOSEError, JWTClaimsError
 
 from app.config import Settings
 from app.errors import InvalidToken
@@ -72,11 +72,16 @@ class TokenVerifier:
         )
 
     def _decode(self, token: str) -> dict[str, Any]:
-        options = {"require_exp": True, "verify_aud": self._audience is not None}
+        options = {
+            "require_exp": True,
+            "verify_aud": self._audience is not None,
+            "require_aud": self._audience is not None,
+            "require_iss": self._issuer is not None,
+        }
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._key,
+                self._key_for(token),
                 algorithms=self._algorithms,
                 audience=self._audience,
                 issuer=self._issuer,
@@ -86,9 +91,26 @@ class TokenVerifier:
             raise InvalidToken("Token has expired; request a new one") from exc
         except JWTClaimsError as exc:
             raise InvalidToken(f"Token claims are not accepted: {exc}") from exc
-        except JWTError as exc:
+        except JOSEError as exc:
             raise InvalidToken(f"Token is invalid: {exc}") from exc
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # Malformed headers or claims that python-jose does not wrap in its own errors.
+            raise InvalidToken(f"Token is malformed ({exc.__class__.__name__})") from exc
+        if not isinstance(claims, dict):
+            raise InvalidToken("Token payload is not a JSON object")
         return claims
+
+    def _key_for(self, token: str) -> str | dict[str, Any]:
+        """With a JWKS, the key named by the token's ``kid`` (an unknown kid is refused)."""
+        if not isinstance(self._key, dict):
+            return self._key
+        kid = jwt.get_unverified_header(token).get("kid")
+        if kid is None:
+            return self._key
+        for key in self._key.get("keys", []):
+            if isinstance(key, dict) and key.get("kid") == kid:
+                return key
+        raise InvalidToken(f"Token is signed with an unknown key (kid {kid!r})")
 
 
 def mint_token(

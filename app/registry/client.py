@@ -173,9 +173,13 @@ class RegistryClient:
         self._basic_registries: set[str] = set()
 
     async def check_endpoint(self, endpoint: Endpoint) -> None:
-        """Apply the SSRF rules (with DNS) before connecting to a source."""
-        if self._ssrf is not None:
-            await self._ssrf.check_url(endpoint.url)
+        """Apply the SSRF rules (with DNS) to a source and its proxies before connecting."""
+        if self._ssrf is None:
+            return
+        await self._ssrf.check_url(endpoint.url)
+        for proxy in (endpoint.proxy.http_proxy, endpoint.proxy.https_proxy):
+            if proxy:
+                await self._ssrf.check_proxy(proxy)
 
     async def request(
         self,
@@ -342,8 +346,14 @@ class RegistryClient:
     async def _fetch_token(
         self, endpoint: Endpoint, realm: str, service: str, scope: str
     ) -> tuple[str, float]:
+        try:
+            realm_url = str(httpx.URL(realm).copy_with(path="/", query=None))
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise RegistryProtocolError(
+                f"{_what(endpoint)} named an invalid token service URL ({realm!r})"
+            ) from exc
         realm_endpoint = Endpoint(
-            url=str(httpx.URL(realm).copy_with(path="/", query=None)),
+            url=realm_url,
             verify_tls=endpoint.verify_tls,
             ca_file=endpoint.ca_file,
             proxy=endpoint.proxy,

@@ -297,7 +297,22 @@ class SsrfGuard:
         Returns the resolved addresses. Raises :class:`InvalidRequest` for a malformed URL,
         :class:`UrlNotAllowed` for a refused one, :class:`HostNotResolvable` without DNS answer.
         """
-        target = _parse(url)
+        return await self._check_target(_parse(url))
+
+    async def check_proxy(self, url: str) -> list[str]:
+        """The same rules for a proxy URL (which may carry credentials and a socks scheme):
+        a proxy on a private address would let every request into our own network."""
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise UrlNotAllowed(reason="malformed proxy URL") from None
+        if not parts.hostname:
+            raise UrlNotAllowed(reason="proxy URL without a host")
+        host = _normalise_host(parts.hostname, is_ipv6=":" in parts.hostname)
+        return await self._check_target(_RegistryUrl(parts.scheme.lower(), host, port))
+
+    async def _check_target(self, target: _RegistryUrl) -> list[str]:
         name = target.host.removesuffix(".")
         if name in self._allowed_names:
             return _as_text(await self._resolve(target))

@@ -110,7 +110,7 @@ async def list_repositories(
     operation_id="syncOrgMirrorNow",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=errors(401, 403, 404, e404="No config, or a sync is already queued or running"),
+    responses=errors(400, 401, 403, 404, e404="No config, or a sync is already queued or running"),
 )
 async def sync_now(
     access: OrgAdmin,

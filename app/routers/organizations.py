@@ -60,7 +60,7 @@ async def get_organization(access: OrgAdmin, session: SessionDep) -> Organizatio
     status_code=status.HTTP_200_OK,
     responses={
         201: {"model": RobotRead, "description": "Robot created"},
-        **errors(400, 401, 403),
+        **errors(400, 401, 403, 404),
     },
     openapi_extra=body_doc(RobotPut),
 )

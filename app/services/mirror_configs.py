@@ -74,6 +74,13 @@ async def _checked_url(url: str, ssrf: SsrfGuard) -> str:
     return normalised
 
 
+async def _check_proxies(ssrf: SsrfGuard, proxy: dict[str, str | None]) -> None:
+    for key in proxies.URL_KEYS:
+        value = proxy.get(key)
+        if value:
+            await ssrf.check_proxy(value)
+
+
 def _seal_proxy(box: SecretBox, org: str, proxy: dict[str, str | None]) -> str | None:
     present = {k: v for k, v in proxy.items() if v}
     if not present:
@@ -146,6 +153,7 @@ async def create_config(
     """Create the org's config; 400 if it already has one or the robot/URL is refused."""
     url = await _checked_url(body.external_registry_url, ssrf)
     proxy = proxies.validated(body.external_registry_config.proxy.model_dump())
+    await _check_proxies(ssrf, proxy)
     if await mirror_repo.get_config(session, access.org_id) is not None:
         raise InvalidRequest(
             f"Organization '{access.org_name}' already has a mirror config; change it with "
@@ -245,6 +253,8 @@ async def update_config(
     url = None
     if body.external_registry_url is not None:
         url = await _checked_url(body.external_registry_url, ssrf)
+    if body.external_registry_config is not None:
+        await _check_proxies(ssrf, body.external_registry_config.proxy.model_dump())
     config = await load_config(session, access)
     sent = _check_update(config, body)
     if url is not None:

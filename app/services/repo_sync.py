@@ -213,6 +213,20 @@ async def _copy(ctx: SyncContext, job: RepoJob, source_repo: str, tag: str) -> s
     return reason
 
 
+async def record_crash(ctx: SyncContext, claim: RepoClaim, exc: BaseException) -> None:
+    """Safety net: end a repository whose sync hit an unexpected error as FAIL (if still ours),
+    so the run can finish instead of retrying the same crash at every lease expiry."""
+    message = (
+        f"Internal error while syncing ({exc.__class__.__name__}); the worker log has the details"
+    )
+    values = {"sync_status": SyncStatus.FAIL, "status_message": message, "last_sync_date": utcnow()}
+    async with ctx.sessionmaker() as session:
+        if await runs_repo.finish_repository(
+            session, repository_id=claim.repository_id, me=ctx.me, values=values
+        ):
+            await session.commit()
+
+
 def _message(outcome: TagOutcome, total: int, failure: str | None) -> str | None:
     if failure is not None:
         return failure[:MESSAGE_LIMIT]

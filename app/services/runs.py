@@ -158,6 +158,16 @@ async def _upsert(
     )
 
 
+async def discovery_crashed(ctx: RunContext, config_id: int, exc: BaseException) -> None:
+    """Safety net for a bug or an unforeseen answer: fail (or retry) the run with a pointer to
+    the log, instead of leaving it SYNCING to be claimed and crash again at every lease expiry."""
+    message = (
+        f"Internal error during discovery ({exc.__class__.__name__}); the worker log has the "
+        "details"
+    )
+    await _discovery_failed(ctx, config_id, f"config {config_id}", message)
+
+
 async def _discovery_failed(ctx: RunContext, config_id: int, org_name: str, message: str) -> None:
     now = utcnow()
     async with ctx.sessionmaker() as session:

@@ -29,7 +29,7 @@ from app.repositories import runs as runs_repo
 from app.repositories.runs import RepoClaim
 from app.runtime import Runtime
 from app.services import runs
-from app.services.repo_sync import SyncContext, SyncSettings, sync_repository
+from app.services.repo_sync import SyncContext, SyncSettings, record_crash, sync_repository
 from app.workers.wakeup import asyncpg_dsn, listen
 
 log = logging.getLogger("orgmirror.worker")
@@ -169,8 +169,10 @@ class Worker:
             await runs.discover(self.run_ctx, config_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("discovery of config %s failed unexpectedly", config_id)
+            with contextlib.suppress(*DB_ERRORS):
+                await runs.discovery_crashed(self.run_ctx, config_id, exc)
         finally:
             self.runtime.wakeup.set()
 
@@ -180,12 +182,17 @@ class Worker:
             await runs.finalize_if_done(self.run_ctx, claim.config_id)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except DB_ERRORS:
             log.exception(
-                "sync of repository %s failed unexpectedly; its lease will expire "
-                "and another attempt will follow",
+                "sync of repository %s lost the database; its lease will expire and another "
+                "worker will resume it",
                 claim.name,
             )
+        except Exception as exc:
+            log.exception("sync of repository %s failed unexpectedly", claim.name)
+            with contextlib.suppress(*DB_ERRORS):
+                await record_crash(self.sync_ctx, claim, exc)
+                await runs.finalize_if_done(self.run_ctx, claim.config_id)
         finally:
             self._repos.pop(claim.repository_id, None)
             self.runtime.wakeup.set()
