@@ -11,19 +11,17 @@ and jitter, honouring ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import json
 import random
-import re
 import ssl
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
+from app.registry.auth import TokenCache, basic_header, parse_challenge, scope_for_path
 from app.registry.errors import (
     RegistryAuthFailed,
     RegistryDnsError,
@@ -47,8 +45,6 @@ MANIFEST_MEDIA_TYPES = (
 MANIFEST_ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 CATALOG_PAGE_SIZE = 1000
 MAX_REDIRECTS = 5
-_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
-_REPO_PATH = re.compile(r"^/v2/(?P<name>.+?)/(?:tags|manifests|blobs)/")
 
 ApiAuth = Literal["basic", "bearer"] | None
 
@@ -74,26 +70,6 @@ class RetryPolicy:
             return min(retry_after, self.max_delay)
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return random.uniform(ceiling / 2, ceiling)
-
-
-def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
-    scheme, _, params = header.strip().partition(" ")
-    return scheme.lower(), dict(_CHALLENGE_PARAM.findall(params))
-
-
-def scope_for_path(path: str) -> str | None:
-    path = path.split("?", 1)[0]
-    if path.rstrip("/") == "/v2/_catalog":
-        return "registry:catalog:*"
-    match = _REPO_PATH.match(path)
-    return f"repository:{match['name']}:pull" if match else None
-
-
-def _basic(endpoint: Endpoint) -> str | None:
-    if endpoint.username is None:
-        return None
-    raw = f"{endpoint.username}:{endpoint.password or ''}".encode()
-    return "Basic " + base64.b64encode(raw).decode()
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -129,31 +105,6 @@ def translate_transport_error(endpoint: Endpoint, exc: httpx.TransportError) -> 
     if isinstance(exc, httpx.TimeoutException):
         return RegistryTimeout(f"Timed out waiting for {where} ({exc.__class__.__name__})")
     return RegistryUnavailable(f"Cannot connect to {where}: {text}")
-
-
-class TokenCache:
-    """Bearer tokens per (realm, service, scope), dropped shortly before they expire."""
-
-    def __init__(self) -> None:
-        self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
-        self._by_scope: dict[tuple[str, str, str], tuple[str, str]] = {}
-
-    def get(self, url: str, user: str, scope: str | None) -> str | None:
-        if scope is None:
-            return None
-        located = self._by_scope.get((url, user, scope))
-        if located is None:
-            return None
-        entry = self._tokens.get((*located, scope, user))
-        if entry is None or entry[1] <= time.monotonic():
-            return None
-        return entry[0]
-
-    def put(
-        self, url: str, user: str, realm: str, service: str, scope: str, token: str, ttl: float
-    ) -> None:
-        self._tokens[(realm, service, scope, user)] = (token, time.monotonic() + max(ttl - 10, 1))
-        self._by_scope[(url, user, scope)] = (realm, service)
 
 
 class RegistryClient:
@@ -295,11 +246,11 @@ class RegistryClient:
         self, endpoint: Endpoint, api_auth: ApiAuth, scope: str | None
     ) -> str | None:
         if api_auth == "basic":
-            return _basic(endpoint)
+            return basic_header(endpoint)
         if api_auth == "bearer":
             return f"Bearer {endpoint.password}" if endpoint.password else None
         if endpoint.url in self._basic_registries:
-            return _basic(endpoint)
+            return basic_header(endpoint)
         token = self._tokens.get(endpoint.url, endpoint.username or "", scope)
         return f"Bearer {token}" if token is not None else None
 
@@ -362,7 +313,7 @@ class RegistryClient:
         )
         await self.check_endpoint(realm_endpoint)
         query = {k: v for k, v in {"service": service, "scope": scope}.items() if v}
-        headers = {"Authorization": b} if (b := _basic(endpoint)) else {}
+        headers = {"Authorization": b} if (b := basic_header(endpoint)) else {}
         client = self._clients.for_endpoint(endpoint)
         try:
             response = await client.get(realm, params=query, headers=headers)
