@@ -119,6 +119,14 @@ def authfiles(*sides: CopySide) -> Iterator[tuple[Path, list[Path | None]]]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def _sync_yaml(host: str, tls_verify: bool, repository: str, tags: list[str]) -> str:
+    """skopeo sync's YAML source for exactly these tags (JSON strings are valid YAML)."""
+    lines = [f"{json.dumps(host)}:", f"  tls-verify: {'true' if tls_verify else 'false'}"]
+    lines += ["  images:", f"    {json.dumps(repository)}:"]
+    lines += [f"      - {json.dumps(tag)}" for tag in tags]
+    return "\n".join(lines) + "\n"
+
+
 def _side_args(prefix: str, side: CopySide, authfile: Path | None) -> list[str]:
     args = [f"--{prefix}-tls-verify={'true' if side.tls_verify else 'false'}"]
     if authfile is not None:
@@ -172,6 +180,47 @@ class SkopeoRunner:
                 *_side_args("src", source, src_auth),
                 *_side_args("dest", destination, dst_auth),
                 source.reference,
+                destination.reference,
+            ]
+            return await self._run(argv, _env(workdir, proxy), time_limit + KILL_GRACE_SECONDS)
+
+    async def sync_tags(
+        self,
+        source: CopySide,
+        destination: CopySide,
+        tags: list[str],
+        *,
+        time_limit: float,
+        proxy: ProxySettings | None = None,
+    ) -> CopyResult:
+        """Copy several tags of one repository with ONE ``skopeo sync`` process.
+
+        A skopeo process costs ≈ 30 ms of CPU before it copies anything; for a repository
+        with many new tags that start-up dominates (bench/FINDINGS.md). ``source.reference``
+        is ``host/repository``; ``destination.reference`` is the target *parent* path,
+        because sync (without ``--scoped``) appends the repository's last path component.
+        """
+        host, _, repository = source.reference.removeprefix("docker://").partition("/")
+        with authfiles(source, destination) as (workdir, (src_auth, dst_auth)):
+            config = workdir / "sync.yaml"
+            config.write_text(_sync_yaml(host, source.tls_verify, repository, tags))
+            argv = [
+                self._path,
+                "--command-timeout",
+                f"{int(time_limit)}s",
+                "sync",
+                "--all",
+                "--preserve-digests",
+                "--keep-going",
+                "--retry-times",
+                "0",
+                "--src",
+                "yaml",
+                "--dest",
+                "docker",
+                *_side_args("src", source, src_auth),
+                *_side_args("dest", destination, dst_auth),
+                str(config),
                 destination.reference,
             ]
             return await self._run(argv, _env(workdir, proxy), time_limit + KILL_GRACE_SECONDS)

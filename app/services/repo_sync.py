@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,20 +123,54 @@ async def sync_repository(ctx: SyncContext, claim: RepoClaim) -> None:
     except (RegistryError, InvalidRequest) as exc:
         await _record(ctx, job, [], TagOutcome(), failure=exc.detail)
         return
-    outcome = TagOutcome()
-    slots = asyncio.Semaphore(ctx.settings.tag_concurrency)
-
-    async def one(tag: str) -> None:
-        async with slots:
-            await _sync_tag(ctx, job, source_repo, tag, outcome)
-
-    await asyncio.gather(*(one(tag) for tag in tags))
+    outcome = await _sync_tags(ctx, job, source_repo, tags)
     await _record(ctx, job, tags, outcome)
 
 
-async def _sync_tag(
-    ctx: SyncContext, job: RepoJob, source_repo: str, tag: str, outcome: TagOutcome
+async def _sync_tags(
+    ctx: SyncContext, job: RepoJob, source_repo: str, tags: list[str]
+) -> TagOutcome:
+    """Three phases: source digests (unchanged tags stop here), a comparison with the target
+    (listed once when several tags need it), then the copies — batched into one skopeo
+    process when several tags need copying, each verified by digest."""
+    outcome = TagOutcome()
+    candidates: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    slots = asyncio.Semaphore(ctx.settings.tag_concurrency)
+
+    async def bounded(work: Awaitable[None]) -> None:
+        async with slots:
+            await work
+
+    await asyncio.gather(
+        *(bounded(_source_digest(ctx, job, source_repo, t, outcome, candidates)) for t in tags)
+    )
+    listed = await _target_tags(ctx, job) if len(candidates) > 1 else None
+    await asyncio.gather(
+        *(
+            bounded(_compare_target(ctx, job, tag, digest, listed, outcome, pending))
+            for tag, digest in candidates.items()
+        )
+    )
+    batched = len(pending) > 1 and await _copy_batch(ctx, job, source_repo, sorted(pending))
+    await asyncio.gather(
+        *(
+            bounded(_land(ctx, job, source_repo, tag, digest, outcome, batched))
+            for tag, digest in pending.items()
+        )
+    )
+    return outcome
+
+
+async def _source_digest(
+    ctx: SyncContext,
+    job: RepoJob,
+    source_repo: str,
+    tag: str,
+    outcome: TagOutcome,
+    candidates: dict[str, str],
 ) -> None:
+    """HEAD the source: a tag whose digest equals the stored one is skipped right here."""
     try:
         digest = await ctx.registry.manifest_digest(job.source.endpoint, source_repo, tag)
     except RegistryError as exc:
@@ -143,11 +178,59 @@ async def _sync_tag(
         return
     if job.known.get(tag) == digest and not job.recheck:
         outcome.skipped[tag] = digest
+    else:
+        candidates[tag] = digest
+
+
+async def _target_tags(ctx: SyncContext, job: RepoJob) -> set[str] | None:
+    """The target repository's tags in one request (empty when it does not exist yet); None
+    when the listing fails, and then every candidate is compared by HEAD."""
+    try:
+        return set(await ctx.registry.list_tags(job.target, f"{job.org}/{job.claim.name}"))
+    except RegistryNotFound:
+        return set()
+    except RegistryError:
+        return None
+
+
+async def _compare_target(
+    ctx: SyncContext,
+    job: RepoJob,
+    tag: str,
+    digest: str,
+    listed: set[str] | None,
+    outcome: TagOutcome,
+    pending: dict[str, str],
+) -> None:
+    """A candidate the target does not list is missing there: no HEAD needed."""
+    if listed is not None and tag not in listed:
+        pending[tag] = digest
         return
+    try:
+        in_target = await _target_digest(ctx, job, f"{job.org}/{job.claim.name}", tag)
+    except RegistryError as exc:
+        outcome.failed[tag] = f"target: {exc.detail}"
+        return
+    if in_target == digest:
+        outcome.skipped[tag] = digest
+    else:
+        pending[tag] = digest
+
+
+async def _land(
+    ctx: SyncContext,
+    job: RepoJob,
+    source_repo: str,
+    tag: str,
+    digest: str,
+    outcome: TagOutcome,
+    batched: bool,
+) -> None:
+    """Verify what the batch copied; copy per tag (with retries) what it did not land."""
     target_repo = f"{job.org}/{job.claim.name}"
     try:
-        if await _target_digest(ctx, job, target_repo, tag) == digest:
-            outcome.skipped[tag] = digest
+        if batched and await _target_digest(ctx, job, target_repo, tag) == digest:
+            outcome.copied[tag] = digest
             return
         error = await _copy(ctx, job, source_repo, tag)
         if error is None:
@@ -162,6 +245,35 @@ async def _sync_tag(
         outcome.failed[tag] = error
 
 
+async def _copy_batch(ctx: SyncContext, job: RepoJob, source_repo: str, tags: list[str]) -> bool:
+    """One ``skopeo sync`` for several tags; whatever it did not land is copied per tag."""
+    source, target = _copy_sides(ctx, job, source_repo, None)
+    parent = "/".join([job.org, *job.claim.name.split("/")[:-1]])
+    destination = CopySide(
+        reference=f"{ctx.target.host}/{parent}",
+        auth=target.auth,
+        tls_verify=target.tls_verify,
+        cert_dir=target.cert_dir,
+    )
+    async with ctx.copy_slots:
+        result = await ctx.skopeo.sync_tags(
+            source,
+            destination,
+            tags,
+            time_limit=job.skopeo_timeout * len(tags),
+            proxy=job.source.endpoint.proxy,
+        )
+    metrics.SKOPEO_SECONDS.labels(outcome="ok" if result.ok else "failed").observe(result.seconds)
+    log.info(
+        "sync batch %s tags=%d ok=%s seconds=%.2f",
+        source_repo,
+        len(tags),
+        result.ok,
+        result.seconds,
+    )
+    return True
+
+
 async def _target_digest(ctx: SyncContext, job: RepoJob, repository: str, tag: str) -> str | None:
     try:
         return await ctx.registry.manifest_digest(job.target, repository, tag)
@@ -169,21 +281,31 @@ async def _target_digest(ctx: SyncContext, job: RepoJob, repository: str, tag: s
         return None
 
 
-async def _copy(ctx: SyncContext, job: RepoJob, source_repo: str, tag: str) -> str | None:
-    """Copy one tag with skopeo, retrying transient failures; None on success, else why."""
+def _copy_sides(
+    ctx: SyncContext, job: RepoJob, source_repo: str, tag: str | None
+) -> tuple[CopySide, CopySide]:
+    """Both sides of a copy of ``tag`` (or, with None, of the repository as a whole)."""
     src = job.source.endpoint
+    suffix = f":{tag}" if tag is not None else ""
     source = CopySide(
-        reference=f"docker://{src.host}/{source_repo}:{tag}",
+        reference=f"docker://{src.host}/{source_repo}{suffix}",
         auth=RegistryAuth(src.host, src.username, src.password or "") if src.username else None,
         tls_verify=src.verify_tls and src.url.startswith("https://"),
         cert_dir=ctx.cert_dir,
     )
     target = CopySide(
-        reference=ctx.target.reference(job.org, job.claim.name, tag),
+        reference=ctx.target.reference(job.org, job.claim.name, tag or ""),
         auth=job.robot,
         tls_verify=ctx.target.tls_verify,
         cert_dir=ctx.cert_dir,
     )
+    return source, target
+
+
+async def _copy(ctx: SyncContext, job: RepoJob, source_repo: str, tag: str) -> str | None:
+    """Copy one tag with skopeo, retrying transient failures; None on success, else why."""
+    src = job.source.endpoint
+    source, target = _copy_sides(ctx, job, source_repo, tag)
     reason = "not attempted"
     for attempt in range(1, ctx.settings.copy_attempts + 1):
         async with ctx.copy_slots:

@@ -296,12 +296,12 @@ async def test_secrets_stay_out_of_logs_responses_database_and_command_lines(
     assert second["last_sync"]["tags_failed"] == 1
     await exercise_the_api(env)
 
-    assert len(observed.spawns) == 5, "four copies, then the failing one"
+    assert len(observed.spawns) == 3, "one batched sync per repository, then the failing copy"
     assert all(spawn.env.get("HTTP_PROXY") == PROXY_URL for spawn in observed.spawns)
     assert_authfiles_private_and_gone(observed.spawns)
     assert_no_secret_in_processes(observed)
     logs, rows = all_log_text(caplog), await database_rows(env)
-    assert any(line.startswith("orgmirror.sync INFO copy src/app:v1") for line in logs)
+    assert any(line.startswith("orgmirror.sync INFO sync batch src/app") for line in logs)
     assert any('"has_external_registry_password":true' in body for body in responses)
     assert any("v1:" in row for row in rows if row.startswith("org_mirror_configs:"))
     assert leaks("API response", responses) == []
