@@ -7,7 +7,7 @@ PORT   ?= 8080
 # System packages the tests use: real registries, real skopeo, a real browser.
 SYSTEM_PACKAGES := skopeo docker-registry apache2-utils openssl chromium
 
-.PHONY: run test lint check-tools system-deps venv postgres clean
+.PHONY: run test lint bench system-deps venv postgres clean
 
 $(BIN)/orgmirror: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ lint: venv
 ## test: install everything the tests need, lint, and run the whole suite
 test: system-deps postgres venv lint
 	$(BIN)/pytest -p no:cacheprovider
+
+## bench: orgmirror against per-tag skopeo copy and skopeo sync (about 10 minutes; see bench/)
+bench: system-deps postgres venv
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) orgmirror-data .mypy_cache .ruff_cache .pytest_cache

@@ -392,13 +392,18 @@ async def _record(
             )
             return
         if failure is None:
-            await runs_repo.save_tag_digests(
-                session,
-                repository_id=job.claim.repository_id,
-                digests={**outcome.copied, **outcome.skipped},
-                keep=tags,
-                now=now,
-            )
+            # Only what changed: an unchanged run writes no tag rows at all.
+            mirrored = {**outcome.copied, **outcome.skipped}
+            changed = {t: d for t, d in mirrored.items() if job.known.get(t) != d}
+            vanished = set(job.known) - set(tags)
+            if changed or vanished:
+                await runs_repo.save_tag_digests(
+                    session,
+                    repository_id=job.claim.repository_id,
+                    digests=changed,
+                    keep=tags,
+                    now=now,
+                )
         await session.commit()
     metrics.REPOSITORIES.labels(status=values["sync_status"].value).inc()
     metrics.TAGS.labels(result="copied").inc(len(outcome.copied))

@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.models import MirroredTag
 from tests.support import images
 from tests.workers.conftest import ORG, MirrorEnv
 
@@ -57,6 +59,14 @@ async def test_first_run_mirrors_every_repository_and_tag(mirror_env: MirrorEnv)
     assert repos["app"]["tags_copied"] == 2
 
 
+async def stored_digests(env: MirrorEnv) -> list[tuple[int, str, str, object]]:
+    async with env.runtime.sessionmaker() as session:
+        rows = await session.execute(
+            select(MirroredTag.id, MirroredTag.tag, MirroredTag.digest, MirroredTag.mirrored_at)
+        )
+        return sorted((r[0], r[1], r[2], r[3]) for r in rows.all())
+
+
 async def run_once(env: MirrorEnv) -> dict[str, Any]:
     response = await env.sync_now()
     assert response.status_code == 204, response.text
@@ -75,6 +85,7 @@ async def test_unchanged_resync_runs_no_skopeo_and_touches_nothing_in_the_target
     copies = env.skopeo.processes_started
     assert copies == 2, "one batched skopeo process per repository with several new tags"
     source_mark, target_mark = env.source.mark(), env.target.mark()
+    stored_before = await stored_digests(env)
     second = await run_once(env)
     assert second["sync_status"] == "SUCCESS"
     assert second["last_sync"]["tags_skipped"] == 5
@@ -83,6 +94,7 @@ async def test_unchanged_resync_runs_no_skopeo_and_touches_nothing_in_the_target
     assert env.target.requests(since=target_mark) == [], "nothing may reach the target"
     manifest_requests = env.source.count_requests(path=r"/v2/.*/manifests/.*", since=source_mark)
     assert manifest_requests == 5, "one manifest request per tag"
+    assert await stored_digests(env) == stored_before, "no tag row rewritten when unchanged"
 
 
 async def test_changed_and_new_tags_and_repositories_are_copied_exactly(
