@@ -1,0 +1,1 @@
+"""orgmirror benchmark suite: ``python -m bench`` (see bench/README.md)."""
