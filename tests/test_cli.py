@@ -31,7 +31,7 @@ T = TypeVar("T")
 DATA_DIR = "orgmirror-data"
 ORG = "acme"
 MIRROR = f"/api/v1/organization/{ORG}/mirror"
-PROXY = "http://proxyuser:proxypass@proxy.example.com:3128"
+PROXY = "http://proxyuser:proxypass@8.8.4.4:3128"  # a public address: no DNS needed
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -267,9 +267,7 @@ def walk_config_lifecycle(api: httpx.Client) -> None:
     assert config["has_external_registry_password"] is True
     assert "source-password" not in created.text
     assert "proxypass" not in created.text
-    assert config["external_registry_config"]["proxy"]["https_proxy"] == (
-        "http://***@proxy.example.com:3128"
-    )
+    assert config["external_registry_config"]["proxy"]["https_proxy"] == ("http://***@8.8.4.4:3128")
     assert api.get(MIRROR).json() == config
     updated = api.put(MIRROR, json={"sync_interval": 7200, "is_enabled": False})
     assert updated.status_code == 200, updated.text

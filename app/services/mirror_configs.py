@@ -12,7 +12,7 @@ from app.errors import InvalidRequest, NotFound
 from app.models import OrgMirrorConfig, RobotAccount
 from app.registry.http import Endpoint, ProxySettings
 from app.registry.sources import Source
-from app.registry.ssrf import SsrfGuard, parse_registry_url
+from app.registry.ssrf import HostNotResolvable, SsrfGuard, parse_registry_url
 from app.repositories import audit as audit_repo
 from app.repositories import mirror as mirror_repo
 from app.repositories import organizations as org_repo
@@ -77,8 +77,15 @@ async def _checked_url(url: str, ssrf: SsrfGuard) -> str:
 async def _check_proxies(ssrf: SsrfGuard, proxy: dict[str, str | None]) -> None:
     for key in proxies.URL_KEYS:
         value = proxy.get(key)
-        if value:
+        if not value:
+            continue
+        try:
             await ssrf.check_proxy(value)
+        except HostNotResolvable as exc:
+            raise InvalidRequest(
+                f"external_registry_config.proxy.{key}: host '{exc.host}' could not be "
+                "resolved (DNS lookup failed); check the name"
+            ) from None
 
 
 def _seal_proxy(box: SecretBox, org: str, proxy: dict[str, str | None]) -> str | None:

@@ -124,6 +124,10 @@ async def test_delete_then_create_again(
             {"external_registry_config": {"proxy": {"http_proxy": "not a url"}}},
             "external_registry_config.proxy.http_proxy",
         ),
+        (
+            {"external_registry_config": {"proxy": {"https_proxy": "http://nope.invalid:3128"}}},
+            "external_registry_config.proxy.https_proxy: host 'nope.invalid' could not be resolved",
+        ),
     ],
 )
 async def test_create_validation_rules(
@@ -205,15 +209,12 @@ async def test_get_round_trips_into_put_unchanged(
         external_registry_password="p",
         external_registry_config={
             "verify_tls": False,
-            "proxy": {"https_proxy": "http://pu:pp@proxy.example:3128", "no_proxy": ".corp"},
+            "proxy": {"https_proxy": "http://pu:pp@127.0.0.1:3128", "no_proxy": ".corp"},
         },
     )
     assert (await client.post(mirror_url, json=body, headers=auth())).status_code == 201
     before = (await client.get(mirror_url, headers=auth())).json()
-    assert (
-        before["external_registry_config"]["proxy"]["https_proxy"]
-        == "http://***@proxy.example:3128"
-    )
+    assert before["external_registry_config"]["proxy"]["https_proxy"] == "http://***@127.0.0.1:3128"
     response = await client.put(mirror_url, json=before, headers=auth())
     assert response.status_code == 200, response.text
     assert response.json() == before

@@ -110,7 +110,9 @@ async def test_secrets_are_encrypted_at_rest(
     secrets = ["robot-token-value", "source-password-123", "proxy-pass-456"]
     body = config_body(
         external_registry_password=secrets[1],
-        external_registry_config={"proxy": {"http_proxy": f"http://pu:{secrets[2]}@proxy:3128"}},
+        external_registry_config={
+            "proxy": {"http_proxy": f"http://pu:{secrets[2]}@127.0.0.1:3128"}
+        },
     )
     response = await client.post(mirror_url, json=body, headers=auth())
     assert response.status_code == 201
