@@ -57,9 +57,17 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         metavar="KEY=VALUE",
         help="extra environment for orgmirror's workers, e.g. ORGMIRROR_TAG_CONCURRENCY=8",
     )
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="measure nothing: write --markdown from an earlier results file (e.g. after "
+        "editing bench/FINDINGS.md)",
+    )
     args = parser.parse_args(argv)
     cfg = quick_config() if args.quick else BenchConfig()
     updates: dict[str, Any] = {"out": args.out, "markdown": args.markdown, "keep": args.keep}
+    updates["render"] = args.render
     updates["profile_dir"] = args.profile
     updates["worker_env"] = tuple(_pair(item) for item in args.worker_env)
     if args.repos:
@@ -134,6 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     cfg = parse_args(argv)
+    if cfg.render is not None:
+        cfg.markdown.write_text(report.markdown(json.loads(cfg.render.read_text())))
+        log.info("wrote %s from %s", cfg.markdown, cfg.render)
+        return
     try:
         results = asyncio.run(_cancellable(run(cfg)))
     except (asyncio.CancelledError, KeyboardInterrupt):

@@ -59,6 +59,7 @@ class BenchConfig:
     quiet_wait: float = 30.0  # at most this long before each scenario for others' CPU to calm
     keep: bool = False
     profile_dir: Path | None = None
+    render: Path | None = None  # only re-render the markdown from this results file
     worker_env: tuple[tuple[str, str], ...] = ()  # extra ORGMIRROR_* for every orgmirror worker
     out: Path = Path("bench/results/latest.json")
     markdown: Path = Path("bench/RESULTS.md")
