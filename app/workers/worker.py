@@ -179,6 +179,9 @@ class Worker:
     async def _sync(self, claim: RepoClaim) -> None:
         try:
             await sync_repository(self.sync_ctx, claim)
+            # The outcome is recorded and the lease released: stop renewing (a renewal would
+            # now find the lease gone and cancel this task in the middle of finalizing).
+            self._repos.pop(claim.repository_id, None)
             await runs.finalize_if_done(self.run_ctx, claim.config_id)
         except asyncio.CancelledError:
             raise
